@@ -1,0 +1,64 @@
+"""The ``rharm`` console script.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func=run`` with
+``run(args) -> int``. :data:`COMMANDS` is the explicit registry (name -> module).
+
+Errors a user causes are :class:`~rharm_lib.errors.RharmInputError`: printed as
+``rharm: error: ...`` with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import RharmInputError
+
+__all__ = ["COMMANDS", "main", "build_parser"]
+
+#: subcommand -> module under rharm_lib.cli that registers it
+COMMANDS: dict[str, str] = {
+    "evaluate": "rharm_lib.cli.evaluate",
+    "data": "rharm_lib.cli.data",
+    "info": "rharm_lib.cli.info",
+    "train": "rharm_lib.cli.train",
+    "harmonize": "rharm_lib.cli.harmonize",
+    "bench": "rharm_lib.cli.bench",
+    "study": "rharm_lib.cli.study",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rharm", description="Image harmonization with region-wise contrastive learning."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name == modname:  # subcommand not built yet
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RharmInputError as exc:
+        print(f"rharm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rharm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

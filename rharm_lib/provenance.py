@@ -1,0 +1,77 @@
+"""Provenance records (commit, versions, device, date) attached to every checkpoint and table."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["git_commit", "package_versions", "device_name", "provenance", "write_json_atomic"]
+
+_PACKAGES = ("rharm", "torch", "numpy", "scikit-image", "pillow", "pandas", "papermill")
+
+
+def git_commit(repo: str | os.PathLike | None = None) -> str:
+    """The current git commit (``+dirty`` when the tree has changes), or ``"unknown"``."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers, plus Python's."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_name(device: str | torch.device | None = None) -> str:
+    """A human-readable device: the CUDA card's name or the CPU's architecture and core count."""
+    dev = torch.device(device) if device is not None else None
+    if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(dev.index if dev is not None and dev.index is not None else 0)
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def provenance(device: str | torch.device | None = None, **extra: Any) -> dict[str, Any]:
+    """A provenance record: commit, versions, device, UTC date, plus ``extra`` fields."""
+    rec: dict[str, Any] = {
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "device": device_name(device),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+    }
+    rec.update(extra)
+    return rec
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
