@@ -1,0 +1,341 @@
+"""Evaluate a harmonization method on a dataset with ground truth, writing result files.
+
+:func:`evaluate` runs a method over every sample, computes the per-image metrics of
+:mod:`rharm_lib.metrics` and writes, into ``out_dir``:
+
+- ``per_image.csv``: one row per image: ``subset, name``, the metrics, ``fg_pixels`` (the
+  foreground's pixel count at the evaluation size), ``height, width`` (native size);
+- ``summary.csv``: one row per subset plus ``All`` with columns
+  ``subset,n,mse,psnr,psnr_peak,fmse,ssim,fssim,n_fg_skipped``;
+- ``summary.md``: the same as a Markdown table;
+- ``provenance.json``: git commit, package versions, date, device, the protocol
+  (:data:`rharm_lib.metrics.PROTOCOL`), the method and the data.
+
+Atomicity: nothing is written until every image has been evaluated; the files then go to
+a temporary directory next to ``out_dir`` that is renamed to ``out_dir``. A failure
+(unreadable file, sizes that disagree, Ctrl-C) leaves no ``out_dir`` that looks complete.
+An existing ``out_dir`` is replaced only when it holds nothing but these four files.
+
+Decision -- methods see the evaluation-size inputs: by default (``run_at_eval_size=True``)
+the composite, mask and target are resized to ``eval_size`` first (PIL bilinear / nearest,
+as in :mod:`rharm_lib.metrics`) and the method runs on the resized composite and mask,
+as iHarmony4 methods are evaluated (their loaders resize to 256 before the network).
+``run_at_eval_size=False`` runs the method at the native resolution and resizes its
+prediction afterwards (clamped and rounded to uint8 first).
+
+Methods: a callable taking a sample dict ``{"composite", "mask", "name", "subset"}``
+(no ``target``) -- what :func:`resolve_method` returns -- or a callable of two arguments
+``(composite (H,W,3) uint8, mask (H,W) uint8 {0,1})`` such as a
+:data:`rharm_lib.baselines.BASELINES` entry or a :class:`rharm_lib.inference.Harmonizer`.
+Either returns the prediction ``(H,W,3)``: uint8, or float on the 0-255 scale.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .baselines import BASELINES
+from .errors import RharmInputError
+from .metrics import (
+    EVAL_SIZE,
+    METRICS,
+    PROTOCOL,
+    SUMMARY_COLUMNS,
+    image_metrics,
+    prepare_for_eval,
+    resize_image,
+    resize_mask,
+    summarize,
+    summary_markdown,
+)
+from .provenance import provenance, write_json_atomic
+
+__all__ = [
+    "METHODS",
+    "RESULT_FILES",
+    "PER_IMAGE_COLUMNS",
+    "evaluate",
+    "resolve_method",
+    "SampleMethod",
+]
+
+#: files written by :func:`evaluate` (an ``out_dir`` holding only these may be replaced)
+RESULT_FILES = ("per_image.csv", "summary.csv", "summary.md", "provenance.json")
+#: columns of ``per_image.csv``
+PER_IMAGE_COLUMNS = ("subset", "name", *METRICS, "fg_pixels", "height", "width")
+
+
+class SampleMethod:
+    """A method as :func:`evaluate` calls it: ``m(sample) -> (H,W,3) uint8``.
+
+    Args:
+        name: the registry name (recorded in provenance).
+        fn: ``fn(composite (H,W,3) uint8, mask (H,W) uint8) -> (H,W,3) uint8``.
+        device: where it runs (recorded in provenance).
+        info: extra provenance (checkpoint path, step ...).
+    """
+
+    def __init__(
+        self, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], device: str = "cpu",
+        info: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        self.name, self.fn, self.device, self.info = name, fn, device, dict(info or {})
+
+    def __call__(self, sample: Mapping[str, Any]) -> np.ndarray:
+        return self.fn(sample["composite"], sample["mask"])
+
+    def __repr__(self) -> str:
+        return f"SampleMethod({self.name!r}, device={self.device!r})"
+
+
+def _baseline_factory(name: str) -> Callable[[str | None, str], SampleMethod]:
+    def make(checkpoint: str | None, device: str) -> SampleMethod:
+        if checkpoint is not None:
+            raise RharmInputError(
+                f"--checkpoint is only used with --method checkpoint, not {name!r}"
+            )
+        return SampleMethod(name, BASELINES[name], "cpu")
+
+    return make
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _checkpoint_method(checkpoint: str | None, device: str) -> SampleMethod:
+    if checkpoint is None:
+        raise RharmInputError(
+            "--method checkpoint needs --checkpoint PATH (a checkpoint of rharm train)"
+        )
+    if not Path(checkpoint).is_file():
+        raise RharmInputError(f"{checkpoint}: no such checkpoint file")
+    try:
+        from .inference import Harmonizer
+    except ModuleNotFoundError as exc:
+        if exc.name in ("rharm_lib.inference", f"{__package__}.inference"):
+            raise RharmInputError(
+                "--method checkpoint needs rharm_lib.inference (not installed in this version)"
+            ) from None
+        raise
+    dev = _resolve_device(device)
+    h = Harmonizer.from_checkpoint(checkpoint, dev)
+    info = {"checkpoint": str(checkpoint), **dict(getattr(h, "meta", {}) or {})}
+    return SampleMethod("checkpoint", h, dev, info)
+
+
+#: registry: method name -> factory ``(checkpoint, device) -> SampleMethod``
+METHODS: dict[str, Callable[[str | None, str], SampleMethod]] = {
+    "composite": _baseline_factory("composite"),
+    "reinhard": _baseline_factory("reinhard"),
+    "histmatch": _baseline_factory("histmatch"),
+    "checkpoint": _checkpoint_method,
+}
+
+
+def resolve_method(
+    name: str, checkpoint: str | os.PathLike | None = None, device: str = "auto"
+) -> SampleMethod:
+    """A method by registry name, as a callable on samples.
+
+    Args:
+        name: one of :data:`METHODS` (``composite``, ``reinhard``, ``histmatch``,
+            ``checkpoint``).
+        checkpoint: the checkpoint file for ``checkpoint`` (loaded with
+            ``rharm_lib.inference.Harmonizer.from_checkpoint``, imported only then).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` ...; used by
+            ``checkpoint`` only (the baselines run on the CPU).
+
+    Returns:
+        A :class:`SampleMethod`: ``m(sample) -> (H,W,3) uint8`` with ``.name``,
+        ``.device`` and ``.info``.
+
+    Raises:
+        RharmInputError: an unknown name (listing the known ones), a missing checkpoint.
+    """
+    if name not in METHODS:
+        raise RharmInputError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    return METHODS[name](None if checkpoint is None else str(checkpoint), device)
+
+
+def _arity(method: Callable[..., Any]) -> int:
+    """Number of required positional parameters (1 = sample dict, 2 = composite, mask)."""
+    if isinstance(method, SampleMethod):
+        return 1
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _method_name(method: Any) -> str:
+    return str(
+        getattr(method, "name", None) or getattr(method, "__name__", None) or type(method).__name__
+    )
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RharmInputError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir.is_dir():
+        other = sorted(p.name for p in out_dir.iterdir() if p.name not in RESULT_FILES)
+        if other:
+            raise RharmInputError(
+                f"--out {out_dir}: exists and holds other files ({other[:5]}); "
+                "choose a new directory (only a previous result's four files are replaced)"
+            )
+
+
+def _write_result(out_dir: Path, files: Mapping[str, str], prov: Mapping[str, Any]) -> None:
+    """Write the result files into a temporary sibling directory, then rename it."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    old: Path | None = None
+    try:
+        for fname, text in files.items():
+            (tmp / fname).write_text(text)
+        write_json_atomic(tmp / "provenance.json", prov)
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+        if out_dir.is_dir():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out_dir.exists():
+            os.rename(old, out_dir)  # put the previous result back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def evaluate(
+    dataset: Sequence[Mapping[str, Any]],
+    method: Callable[..., np.ndarray],
+    out_dir: str | os.PathLike,
+    eval_size: int | None = EVAL_SIZE,
+    progress: bool = True,
+    run_at_eval_size: bool = True,
+    method_name: str | None = None,
+    extra_provenance: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate ``method`` on ``dataset`` and write the result files atomically.
+
+    Args:
+        dataset: a sequence of reader samples with ground truth (``composite``, ``target``
+            ``(H,W,3)`` uint8 sRGB, ``mask`` ``(H,W)`` uint8 {0,1}, ``name``, ``subset``),
+            e.g. :class:`rharm_lib.data.ihd.IHDDataset`.
+        method: ``m(sample) -> (H,W,3)`` or ``m(composite, mask) -> (H,W,3)``, uint8 or
+            float on the 0-255 scale (see the module docstring).
+        out_dir: the result directory (must not hold files other than a previous result's).
+        eval_size: the evaluation side (default 256); ``None`` = native resolution.
+        progress: show a tqdm progress bar on stderr.
+        run_at_eval_size: run the method on the inputs resized to ``eval_size`` (default,
+            the iHarmony4 convention) instead of the native ones.
+        method_name: the name recorded in provenance and ``summary.md`` (default: the
+            method's ``name`` attribute or function name).
+        extra_provenance: more fields for ``provenance.json`` (e.g. the data's origin).
+
+    Returns:
+        ``(per_image, summary)`` DataFrames (columns :data:`PER_IMAGE_COLUMNS` and
+        :data:`rharm_lib.metrics.SUMMARY_COLUMNS`).
+
+    Raises:
+        RharmInputError: an empty dataset, a sample without target, a prediction whose
+            shape differs from the composite's, an ``out_dir`` holding other files, and
+            every reader error (missing/unreadable file, sizes that disagree).
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    if eval_size is not None:
+        if not isinstance(eval_size, int | np.integer) or eval_size < 11:
+            raise RharmInputError(
+                f"eval_size must be an int >= 11 (the SSIM window) or None, got {eval_size!r}"
+            )
+        eval_size = int(eval_size)
+    n = len(dataset)
+    if n == 0:
+        raise RharmInputError("the dataset has no images")
+    name = method_name or _method_name(method)
+    two_args = _arity(method) >= 2
+    resize_first = run_at_eval_size and eval_size is not None
+    rows = []
+    for i in tqdm(
+        range(n), desc=f"evaluate {name}", unit="img", file=sys.stderr, disable=not progress
+    ):
+        s = dataset[i]
+        if s.get("target") is None:
+            raise RharmInputError(
+                f"sample {i} ({s.get('subset')}/{s.get('name')}) has no target: evaluation needs ground truth"
+            )
+        comp, mask, target = s["composite"], s["mask"], s["target"]
+        h, w = comp.shape[:2]
+        if resize_first:
+            comp, mask, target = (
+                resize_image(comp, eval_size),
+                resize_mask(mask, eval_size),
+                resize_image(target, eval_size),
+            )
+        else:
+            mask = resize_mask(mask, None)
+        inp = {"composite": comp, "mask": mask, "name": s["name"], "subset": s["subset"]}
+        pred = method(comp, mask) if two_args else method(inp)
+        pred = np.asarray(pred)
+        if pred.shape != comp.shape:
+            raise RharmInputError(
+                f"method {name!r} returned shape {pred.shape} for composite {comp.shape} "
+                f"({s['subset']}/{s['name']})"
+            )
+        p, t, m = prepare_for_eval(pred, target, mask, eval_size)
+        rows.append(
+            {"subset": s["subset"], "name": s["name"], **image_metrics(p, t, m),
+             "fg_pixels": int(m.sum()), "height": int(h), "width": int(w)}
+        )  # fmt: skip
+    per_image = pd.DataFrame(rows, columns=list(PER_IMAGE_COLUMNS))
+    summary = summarize(per_image)
+    device = getattr(method, "device", None)
+    prov = provenance(
+        device=device if isinstance(device, str) and device != "auto" else "cpu",
+        method=name,
+        method_info=dict(getattr(method, "info", {}) or {}),
+        protocol={
+            **PROTOCOL,
+            "eval_size": eval_size,
+            "method_input": "eval size" if resize_first else "native",
+        },
+        data=str(getattr(dataset, "root", "")) or None,
+        split=getattr(dataset, "split", None),
+        n_images=n,
+        summary_columns=list(SUMMARY_COLUMNS),
+        **dict(extra_provenance or {}),
+    )
+    title = (
+        f"**{name}** on {prov['data'] or 'the dataset'}"
+        + (f" ({prov['split']} split)" if prov["split"] else "")
+        + f", evaluated at {eval_size or 'native'} px"
+    )
+    files = {
+        "per_image.csv": per_image.to_csv(index=False),
+        "summary.csv": summary.to_csv(index=False),
+        "summary.md": summary_markdown(summary, title),
+    }
+    _write_result(out_dir, files, prov)
+    return per_image, summary
