@@ -1,0 +1,176 @@
+"""Inference with a trained network: :class:`Harmonizer` (behind ``rharm harmonize`` and
+``rharm evaluate --method checkpoint``).
+
+The network runs at the image's own resolution (as in the paper's Table IV); the model
+pads internally to the multiple its U-Net needs. Input and output are NumPy uint8 sRGB.
+
+Decision: by default the background is copied from the input composite
+(``keep_background=True``): harmonization changes only the pasted region, and the
+network's background reconstruction (close to, but not exactly, the input) would only
+add error outside the mask. ``keep_background=False`` returns the raw network output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import RharmInputError
+
+__all__ = ["Harmonizer", "load_network"]
+
+
+def load_network(
+    path: str | os.PathLike, expect_config: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in an rharm checkpoint (on the CPU, eval mode).
+
+    Args:
+        path: a checkpoint written by ``rharm train`` (``RUN/checkpoints/last.pt``).
+        expect_config: when given, the name of a model config in
+            :data:`rharm_lib.model.CONFIGS` that the checkpoint must have been trained with.
+
+    Returns:
+        ``(net, checkpoint)``.
+
+    Raises:
+        RharmInputError: not a checkpoint, corrupt, of another model config than
+            ``expect_config``, or weights that do not fit the stored config.
+    """
+    from .train.checkpoint import load_checkpoint
+    from .train.config import _plain, config_from_dict
+    from .train.engine import build_network
+
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["train_config"])
+    if expect_config is not None:
+        from .model import CONFIGS
+
+        if expect_config not in CONFIGS:
+            raise RharmInputError(
+                f"unknown model config {expect_config!r}; choose from {sorted(CONFIGS)}"
+            )
+        want, got = _plain(CONFIGS[expect_config]), _plain(cfg.model)
+        diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+        if diff:
+            raise RharmInputError(
+                f"{path} holds a model of config {cfg.name!r}, not {expect_config!r} "
+                f"(fields {diff} differ)"
+            )
+    net = build_network(cfg.model)
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise RharmInputError(
+            f"{path}: the stored weights do not fit the stored model config: {str(exc)[:300]}"
+        ) from None
+    net.eval()
+    return net, ckpt
+
+
+class Harmonizer:
+    """A callable ``h(composite, mask) -> harmonized`` around a network.
+
+    Args:
+        net: ``net(composite (B,3,H,W) float [0,1], mask (B,1,H,W) {0,1}) -> (B,3,H,W)``.
+        device: where the network runs (it is moved there).
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 on CUDA).
+        keep_background: copy the input's pixels outside the mask (see module docstring).
+        meta: free-form information (the checkpoint's step, config name ...).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        keep_background: bool = True,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device)
+        if precision not in ("fp32", "bf16", "auto"):
+            raise RharmInputError(f"precision must be fp32, bf16 or auto, got {precision!r}")
+        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        self.amp = torch.bfloat16 if use_bf16 else None
+        self.keep_background = keep_background
+        self.meta = dict(meta or {})
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        expect_config: str | None = None,
+        precision: str = "fp32",
+        keep_background: bool = True,
+    ) -> Harmonizer:
+        """Load a checkpoint of ``rharm train`` (see :func:`load_network` for the errors).
+
+        ``precision`` defaults to fp32 so that ``rharm evaluate --method checkpoint`` gives
+        the same metrics on every device; ``rharm harmonize`` uses ``auto`` (bf16 on CUDA).
+        """
+        net, ckpt = load_network(path, expect_config)
+        meta = {
+            "checkpoint": str(Path(path)),
+            "step": int(ckpt["step"]),
+            "config": ckpt["train_config"].get("name"),
+        }
+        return cls(
+            net, device=device, precision=precision, keep_background=keep_background, meta=meta
+        )
+
+    @torch.inference_mode()
+    def predict(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The network's output for a batch.
+
+        Args:
+            composite: ``(B,3,H,W)`` float32 sRGB in ``[0,1]``.
+            mask: ``(B,1,H,W)`` float32 in ``{0,1}``.
+
+        Returns:
+            ``(B,3,H,W)`` float32 in ``[0,1]`` (clamped), on ``self.device``; the
+            background is the input's when ``keep_background``.
+        """
+        from .batch import check_images
+
+        check_images(composite, mask)
+        self.net.eval()
+        composite, mask = composite.to(self.device), mask.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp is not None):
+            pred = self.net(composite, mask)
+        pred = pred.float().clamp_(0, 1)
+        if self.keep_background:
+            pred = torch.where(mask > 0.5, pred, composite)
+        return pred
+
+    def __call__(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Harmonize one image at its own resolution.
+
+        Args:
+            composite: ``(H,W,3)`` uint8 sRGB.
+            mask: ``(H,W)`` uint8, foreground where ``> 0`` (``{0,1}`` or ``{0,255}``).
+
+        Returns:
+            ``(H,W,3)`` uint8 sRGB (rounded); background pixels equal the input's when
+            ``keep_background``.
+        """
+        composite, mask = np.asarray(composite), np.asarray(mask)
+        if composite.dtype != np.uint8 or composite.ndim != 3 or composite.shape[2] != 3:
+            raise RharmInputError(
+                f"expected composite uint8 (H,W,3), got {composite.dtype} {composite.shape}"
+            )
+        if mask.shape != composite.shape[:2]:
+            raise RharmInputError(f"expected mask (H,W) = {composite.shape[:2]}, got {mask.shape}")
+        c = torch.tensor(composite).permute(2, 0, 1)[None].float().div_(255)
+        m = torch.from_numpy((mask > 0).astype(np.float32))[None, None]
+        pred = self.predict(c, m)[0]
+        out = pred.mul(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        if self.keep_background:
+            out[mask == 0] = composite[mask == 0]  # exact copy (no float round trip)
+        return out

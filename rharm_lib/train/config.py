@@ -1,0 +1,249 @@
+"""Training configuration: one frozen dataclass, the paper's recipe by default.
+
+The paper (Liang & Pun, Sec. IV-A) trains on one TITAN V with AdamW, learning rate
+1e-3, batch 8, 256x256 random crops and horizontal flips, minimising eq. 13
+(``L = L1 + lambda_pixel * L_pixel + lambda_hcl * L_HCL``). Every one of these choices is
+a field of :class:`TrainConfig`; the model and loss configurations are the typed
+dataclasses of :mod:`rharm_lib.model` and :mod:`rharm_lib.losses`, nested by value.
+
+Named configurations live in the explicit registry :data:`TRAIN_CONFIGS`
+(``"paper"``, ``"ci"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RharmInputError
+
+__all__ = [
+    "TrainConfig",
+    "TRAIN_CONFIGS",
+    "get_config",
+    "config_from_dict",
+    "config_to_dict",
+    "config_diff",
+]
+
+
+def _model_config(name: str) -> Any:
+    from ..model import CONFIGS
+
+    return CONFIGS[name]
+
+
+def _loss_config() -> Any:
+    from ..losses import LossConfig
+
+    return LossConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (data source, output dir and resume excluded).
+
+    Attributes:
+        name: the registry name this config came from (``"paper"``, ``"ci"``) or a label.
+        model: a :class:`rharm_lib.model.ModelConfig` (architecture, widths, fusion, S²AM).
+        loss: a :class:`rharm_lib.losses.LossConfig` (eq. 13 weights, HCL sampling).
+        batch_size: global batch (all processes together); the paper uses 8.
+        lr: AdamW learning rate (paper: 1e-3).
+        betas: AdamW betas; the paper does not give them, so PyTorch's defaults.
+        weight_decay: AdamW decoupled weight decay; not given by the paper, PyTorch's
+            AdamW default 0.01.
+        lr_schedule: ``"constant"`` (the paper names no schedule) or ``"cosine"`` (to 1 % of
+            ``lr`` at the last step).
+        steps: number of optimiser steps; when ``None`` it is ``epochs`` x steps per epoch.
+        epochs: epochs over the (per-process shard of the) training set when ``steps`` is None.
+        photo_size: side the training photos / pairs are decoded and resized to, once.
+        crop_size: side of the random square crop taken from each photo (paper: 256).
+        hflip: random horizontal flips (paper: yes).
+        families: composite-synthesis families drawn from, uniformly per sample, for photo
+            sources (``()`` = all of :data:`rharm_lib.data.synth.FAMILIES`).
+        precision: ``"fp32"``, ``"bf16"`` (autocast of the network's forward; the loss is
+            computed in fp32) or ``"auto"`` (bf16 on CUDA, fp32 on CPU).
+        channels_last: ``"auto"`` (on CUDA), ``"on"`` or ``"off"``.
+        compile: wrap the network in ``torch.compile``.
+        deterministic: deterministic algorithms (bit-exact resume on CPU; slower on GPU).
+        seed: the run's seed; every random stream derives from it and the step counter.
+        log_every: steps between CSV log rows (and NaN checks; the GPU is synchronised
+            only here).
+        eval_every: steps between evaluations on the fixed test benchmark (0 = only at the end).
+        ckpt_every: steps between checkpoints (the last step is always saved).
+        eval_max_images: evaluate on at most this many benchmark images (0 = all).
+        eval_size: ``eval_size`` passed to :func:`rharm_lib.evaluate.evaluate`.
+        tensorboard: also write TensorBoard events when ``tensorboard`` is installed.
+    """
+
+    name: str = "paper"
+    model: Any = field(default_factory=lambda: _model_config("paper"))
+    loss: Any = field(default_factory=_loss_config)
+    batch_size: int = 8
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    lr_schedule: str = "constant"
+    steps: int | None = None
+    epochs: int = 60
+    photo_size: int = 256
+    crop_size: int = 256
+    hflip: bool = True
+    families: tuple[str, ...] = ()
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 0
+    ckpt_every: int = 1000
+    eval_max_images: int = 0
+    eval_size: int = 256
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise RharmInputError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.crop_size > self.photo_size:
+            raise RharmInputError(
+                f"crop_size {self.crop_size} is larger than photo_size {self.photo_size}"
+            )
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise RharmInputError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise RharmInputError(
+                f"channels_last must be auto, on or off, got {self.channels_last!r}"
+            )
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise RharmInputError(
+                f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}"
+            )
+        if self.steps is not None and self.steps < 1:
+            raise RharmInputError(f"steps must be >= 1, got {self.steps}")
+        if self.epochs < 1:
+            raise RharmInputError(f"epochs must be >= 1, got {self.epochs}")
+        for k in ("log_every", "ckpt_every"):
+            if getattr(self, k) < 1:
+                raise RharmInputError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+
+def paper_config() -> TrainConfig:
+    """The paper's recipe (Sec. IV-A): AdamW 1e-3, batch 8, 256² crops + flips, eq. 13."""
+    return TrainConfig(name="paper", model=_model_config("paper"), eval_every=5000)
+
+
+def ci_config() -> TrainConfig:
+    """A few-minute CPU run: the ``ci`` model at 64², otherwise the paper's recipe.
+
+    Photos are decoded at 72² and cropped to 64² so that crops and flips still vary.
+    """
+    return TrainConfig(
+        name="ci",
+        model=_model_config("ci"),
+        photo_size=72,
+        crop_size=64,
+        steps=600,
+        log_every=25,
+        eval_every=200,
+        ckpt_every=100,
+        eval_size=64,
+    )
+
+
+#: name -> factory of a named training configuration
+TRAIN_CONFIGS: dict[str, Any] = {"paper": paper_config, "ci": ci_config}
+
+
+def get_config(name: str, **overrides: Any) -> TrainConfig:
+    """A named configuration with field overrides (``None`` overrides are ignored).
+
+    Raises:
+        RharmInputError: unknown name or field.
+    """
+    if name not in TRAIN_CONFIGS:
+        raise RharmInputError(
+            f"unknown training config {name!r}; choose from {sorted(TRAIN_CONFIGS)}"
+        )
+    cfg = TRAIN_CONFIGS[name]()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise RharmInputError(f"unknown TrainConfig fields {bad}")
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses -> dicts, tuples -> lists: JSON- and ``weights_only``-safe primitives."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg`` as nested plain dicts/lists/primitives (stored in checkpoints and JSON)."""
+    return _plain(cfg)
+
+
+def _rebuild(cls: type, data: dict[str, Any], what: str) -> Any:
+    """Rebuild dataclass ``cls`` from a plain dict: nested dataclasses and tuples restored.
+
+    Raises:
+        RharmInputError: ``data`` has fields ``cls`` does not know (another code version).
+    """
+    import typing
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise RharmInputError(f"{what} has fields {unknown} that {cls.__name__} does not know")
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for k, v in data.items():
+        hint = hints.get(k)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(v, dict):
+            v = _rebuild(hint, v, f"{what}.{k}")
+        elif isinstance(v, list) and "tuple" in str(hint):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        kw[k] = v
+    return cls(**kw)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Inverse of :func:`config_to_dict`.
+
+    Raises:
+        RharmInputError: fields unknown to this version of the code.
+    """
+    from ..losses import LossConfig
+    from ..model import ModelConfig
+
+    data = dict(data)
+    model = _rebuild(ModelConfig, data.pop("model"), "checkpoint model config")
+    loss = _rebuild(LossConfig, data.pop("loss"), "checkpoint loss config")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise RharmInputError(f"checkpoint train config has fields {unknown} unknown to this code")
+    for k in ("betas", "families"):
+        if isinstance(data.get(k), list):
+            data[k] = tuple(data[k])
+    return TrainConfig(model=model, loss=loss, **data)
+
+
+def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Names of the fields (dotted for nested configs) where ``a`` and ``b`` differ."""
+    da, db = config_to_dict(a), config_to_dict(b)
+    out = []
+    for k in sorted(set(da) | set(db)):
+        va, vb = da.get(k), db.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += [f"{k}.{s}" for s in sorted(set(va) | set(vb)) if va.get(s) != vb.get(s)]
+        elif json.dumps(va) != json.dumps(vb):
+            out.append(k)
+    return out
