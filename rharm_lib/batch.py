@@ -28,7 +28,9 @@ NAME = "name"
 SUBSET = "subset"
 
 
-def check_images(composite: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None) -> None:
+def check_images(
+    composite: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None
+) -> None:
     """Check shapes at a public boundary; raise :class:`RharmInputError` quoting them.
 
     Args:
@@ -37,7 +39,9 @@ def check_images(composite: torch.Tensor, mask: torch.Tensor, target: torch.Tens
         target: optional ``(B,3,H,W)`` tensor with ``composite``'s shape.
     """
     if composite.ndim != 4 or composite.shape[1] != 3:
-        raise RharmInputError(f"expected composite of shape (B,3,H,W), got {tuple(composite.shape)}")
+        raise RharmInputError(
+            f"expected composite of shape (B,3,H,W), got {tuple(composite.shape)}"
+        )
     b, _, h, w = composite.shape
     if tuple(mask.shape) != (b, 1, h, w):
         raise RharmInputError(

@@ -1,6 +1,6 @@
 """Paper-convention metrics: MSE, PSNR, SSIM, fMSE, fSSIM (the iHarmony4 protocol).
 
-The protocol (also in ``docs/evaluation.md``, "Evaluation protocol"):
+The protocol (also in README.md, section "Evaluation protocol"):
 
 1. **Size.** Images are evaluated at ``eval_size`` x ``eval_size`` (default 256, as
    iHarmony4 methods report): the prediction and the target are resized with PIL

@@ -29,7 +29,10 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
             return "unknown"
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=10,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -51,7 +54,9 @@ def device_name(device: str | torch.device | None = None) -> str:
     """A human-readable device: the CUDA card's name or the CPU's architecture and core count."""
     dev = torch.device(device) if device is not None else None
     if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(dev.index if dev is not None and dev.index is not None else 0)
+        return torch.cuda.get_device_name(
+            dev.index if dev is not None and dev.index is not None else 0
+        )
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
@@ -61,7 +66,7 @@ def provenance(device: str | torch.device | None = None, **extra: Any) -> dict[s
         "git_commit": git_commit(),
         "versions": package_versions(),
         "device": device_name(device),
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "platform": platform.platform(),
     }
     rec.update(extra)

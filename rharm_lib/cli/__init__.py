@@ -36,14 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, modname in COMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name == modname:  # subcommand not built yet
-                continue
-            raise
-        mod.register(sub)
+    for modname in COMMANDS.values():
+        importlib.import_module(modname).register(sub)
     return parser
 
 

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a method (MSE/PSNR/SSIM/fMSE/fSSIM, iHarmony4 protocol)",
         description="Evaluate a harmonization method on an iHarmony4-layout dataset with the "
-        "paper's metric conventions (see docs/evaluation.md).",
+        "paper's metric conventions (see the README's Evaluation protocol).",
     )
     p.add_argument(
         "--data", required=True,

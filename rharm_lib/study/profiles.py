@@ -1,0 +1,184 @@
+"""Study profiles: one frozen dataclass per way of running the study.
+
+A profile fixes everything that sizes the study (data sources, model config, training
+steps, image counts, evaluation sizes), so that ``rharm study --profile ci`` and
+``rharm study --profile gpu`` are each one reproducible command. Notebooks receive the
+profile's *name* as a papermill parameter and look the rest up here with
+:func:`get_profile`: the sizes live in one place, never in the notebooks.
+
+Profiles (the registry :data:`PROFILES`):
+
+- ``ci``: CPU, the built-in data (no download), the small ``ci`` model config; the whole
+  study in at most 10 minutes on 2 CPU cores (measured; see ``docs/study.md``).
+- ``gpu``: one CUDA device, the paper model config trained on the lalonde photos,
+  evaluated on the lalonde test benchmark; sized for at most 9 minutes on one H100/H200.
+  That time is an *estimate* from the training engine's stated throughput, not a
+  measurement (no GPU was lent to the session that wrote it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import RharmInputError
+
+__all__ = ["StudyProfile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class StudyProfile:
+    """Everything that sizes one run of the study.
+
+    Attributes:
+        name: the profile's name (``ci``, ``gpu``); outputs go to ``figures/<name>/`` and
+            ``results/<name>/``.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available, else CPU).
+        torch_threads: ``torch.set_num_threads`` in every notebook (``None``: torch's
+            default). ``ci`` uses 1: on a shared 2-core machine two OpenMP threads per
+            process spin-wait for each other and ran the ci training 3-4x slower.
+        seed: the seed every notebook passes to :func:`rharm_lib.seed.seed_everything`.
+        train_config: a key of :data:`rharm_lib.train.TRAIN_CONFIGS` (``ci`` or ``paper``;
+            each uses the model config of the same name in :data:`rharm_lib.model.CONFIGS`).
+        train_source: training photos: ``"builtin"`` or ``"lalonde"`` (the folder
+            ``data_root()/lalonde``).
+        benchmark: the fixed test benchmark: ``"builtin"`` (built by
+            :func:`rharm_lib.data.benchmark.ensure_builtin_benchmark`) or ``"lalonde"``
+            (written once from the lalonde test split into the cache).
+        train_steps: optimiser steps of the training notebook.
+        batch_size: training batch size.
+        photo_size: side the training photos are decoded to (``None``: the config's).
+        crop_size: side of the random training crops (``None``: the config's).
+        eval_every: steps between the training run's evaluations (the curves' points).
+        train_eval_images: benchmark images of those evaluations (0 = all); the tables of
+            notebook 02 always use the whole benchmark.
+        eval_size: evaluation size of the Table II/III analogue (the iHarmony4 convention
+            is 256).
+        max_eval_images: cap on benchmark composites evaluated per method (``None`` = all).
+        highres_source: ``"builtin"`` (the built-in photos, upsampled) or ``"highres"``
+            (``data_root()/highres``) for the Table IV analogue.
+        highres_count: number of high-resolution photos used (each one composite).
+        highres_sizes: evaluation resolutions of the Table IV analogue.
+        real_per_source: real composites shown per source (``lalonde_``, ``dih_`` ...).
+        grid_images: rows of the qualitative grids (Fig. 4 style).
+        feature_images: images of the Fig. 10 feature-map figure.
+        inspector_k: default K of the patch inspector.
+        estimated_minutes: the documented wall-time budget of the whole study.
+        measured: whether ``estimated_minutes`` was checked by a real run on the target
+            machine (``False`` marks an estimate that was never run).
+        note: one line shown in every table's provenance.
+    """
+
+    name: str
+    device: str
+    torch_threads: int | None
+    seed: int
+    train_config: str
+    train_source: str
+    benchmark: str
+    train_steps: int
+    batch_size: int
+    photo_size: int | None
+    crop_size: int | None
+    eval_every: int
+    train_eval_images: int
+    eval_size: int
+    max_eval_images: int | None
+    highres_source: str
+    highres_count: int
+    highres_sizes: tuple[int, ...]
+    real_per_source: int
+    grid_images: int
+    feature_images: int
+    inspector_k: int
+    estimated_minutes: float
+    measured: bool
+    note: str
+
+    def to_dict(self) -> dict:
+        """The profile as a JSON-serialisable dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["highres_sizes"] = list(self.highres_sizes)
+        return d
+
+
+#: the registry of study profiles (name -> profile)
+PROFILES: dict[str, StudyProfile] = {
+    # Budget on 2 CPU cores (10 min in all): training 400 steps ~2.5-3.5 min, the five
+    # kernels' start-up and imports ~0.5 min, four methods on the 20 built-in composites
+    # ~0.5 min, four photos at up to 1024^2 ~1 min, feature maps and 12 real composites at
+    # their own resolution (up to 1024 px) ~1 min, plots ~0.5 min.
+    "ci": StudyProfile(
+        name="ci",
+        device="cpu",
+        torch_threads=1,
+        seed=0,
+        train_config="ci",
+        train_source="builtin",
+        benchmark="builtin",
+        train_steps=400,
+        batch_size=8,
+        photo_size=None,
+        crop_size=None,
+        eval_every=100,
+        train_eval_images=0,
+        eval_size=256,
+        max_eval_images=None,
+        highres_source="builtin",
+        highres_count=4,
+        highres_sizes=(256, 512, 1024),
+        real_per_source=3,
+        grid_images=6,
+        feature_images=3,
+        inspector_k=16,
+        estimated_minutes=10.0,
+        measured=True,
+        note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
+        "not the paper's numbers",
+    ),
+    # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
+    # the session that wrote it). Training: 1,500 steps x 64 images = 96k composites of the
+    # 1,599 lalonde training photos (~60 epochs), at the 350-700 img/s the training engine
+    # targets for the paper config (bf16, channels_last) = 2.3-4.6 min, plus two evaluations
+    # on 400 benchmark images. The rest (~4 min): building the lalonde benchmark once
+    # (1,600 PNGs), four methods on its 1,600 composites (CPU metrics), 12 high-resolution
+    # photos at up to 1024 px, feature maps, real composites, five kernel start-ups.
+    "gpu": StudyProfile(
+        name="gpu",
+        device="cuda",
+        torch_threads=None,
+        seed=0,
+        train_config="paper",
+        train_source="lalonde",
+        benchmark="lalonde",
+        train_steps=1500,
+        batch_size=64,
+        photo_size=None,
+        crop_size=None,
+        eval_every=750,
+        train_eval_images=400,
+        eval_size=256,
+        max_eval_images=None,
+        highres_source="highres",
+        highres_count=12,
+        highres_sizes=(256, 512, 1024),
+        real_per_source=6,
+        grid_images=8,
+        feature_images=4,
+        inspector_k=64,
+        estimated_minutes=9.0,
+        measured=False,
+        note="gpu profile: paper config on the lalonde benchmark; the 9-minute budget "
+        "is an estimate, not a measured run",
+    ),
+}
+
+
+def get_profile(name: str) -> StudyProfile:
+    """The profile called ``name``; :class:`RharmInputError` listing the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise RharmInputError(
+            f"unknown study profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
+        ) from None
