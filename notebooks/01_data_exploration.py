@@ -109,18 +109,23 @@ summary_stats
 
 # %% [markdown]
 # ## Input-composite metrics next to iHarmony4's reported row
-# Our numbers use the paper's conventions (`docs/evaluation.md`): images resized to 256²,
+# Our numbers use the paper's conventions (README, "Evaluation protocol"): images resized to 256²,
 # MSE over H·W·3 on 0–255, PSNR per image then averaged, fMSE over the foreground.
 
 # %%
 per_image, summary = evaluate(
-    bench, resolve_method("composite"), ctx.results_dir / "eval" / "benchmark_composite", eval_size=P.eval_size
+    bench,
+    resolve_method("composite"),
+    ctx.results_dir / "eval" / "benchmark_composite",
+    eval_size=P.eval_size,
 )
 ours = summary.assign(method="input composite", source=f"measured: {P.benchmark} benchmark")
 rep = reported.reported_table()
 rep = rep[rep["method"] == "input composite"]
 cols = ["source", "method", "subset", "mse", "psnr", "fmse", "ssim", "fssim"]
-table = pd.concat([ours, rep], ignore_index=True)[[c for c in cols if c in ours.columns or c in rep.columns]]
+table = pd.concat([ours, rep], ignore_index=True)[
+    [c for c in cols if c in ours.columns or c in rep.columns]
+]
 tables.write_table(
     table,
     ctx.results_dir,
@@ -147,7 +152,9 @@ from rharm_lib.study.inspector import PatchInspector
 loss_cfg = sources.study_train_config(P).loss
 picks = [bench[int(i)] for i in stats.groupby("subset").head(2).index]
 inspector = PatchInspector(picks, harmonize=None, cfg=loss_cfg, k=P.inspector_k)
-plots.save_figure(inspector.figure, ctx.figures_dir, "fig01_patch_inspector", ctx.provenance(k=P.inspector_k))
+plots.save_figure(
+    inspector.figure, ctx.figures_dir, "fig01_patch_inspector", ctx.provenance(k=P.inspector_k)
+)
 if in_study_run():  # executed copies keep a static picture (widget state is not saved)
     display(Image(inspector.image_out.value))
 else:

@@ -52,15 +52,23 @@ print(P.note)
 # %%
 cfg = sources.study_train_config(P)
 run_dir = sources.study_run_dir(P)
-print(f"config {cfg.name}: {cfg.steps} steps, batch {cfg.batch_size}, crops {cfg.crop_size}², run {run_dir}")
+print(
+    f"config {cfg.name}: {cfg.steps} steps, batch {cfg.batch_size}, crops {cfg.crop_size}², run {run_dir}"
+)
 result = train(
-    cfg, sources.train_source(P.train_source), run_dir, resume=True, reuse=True, device=ctx.device, progress=True
+    cfg,
+    sources.train_source(P.train_source),
+    run_dir,
+    resume=True,
+    reuse=True,
+    device=ctx.device,
+    progress=True,
 )
 print(result)
 
 # %% [markdown]
 # ## Table II/III analogue on the benchmark
-# Conventions (`docs/evaluation.md`): every image resized to 256² before the method runs
+# Conventions (README, "Evaluation protocol"): every image resized to 256² before the method runs
 # (the iHarmony4 convention), MSE over H·W·3 on 0–255, PSNR per image then averaged, fMSE
 # and fSSIM over the foreground, `All` = image-weighted mean over every composite.
 
@@ -70,13 +78,19 @@ methods = {
     "input composite": resolve_method("composite"),
     "Reinhard": resolve_method("reinhard"),
     "histogram matching": resolve_method("histmatch"),
-    f"ours ({cfg.name} config)": resolve_method("checkpoint", checkpoint=result.checkpoint, device=ctx.device),
+    f"ours ({cfg.name} config)": resolve_method(
+        "checkpoint", checkpoint=result.checkpoint, device=ctx.device
+    ),
 }
 summaries = {}
 for label, method in methods.items():
     slug = method.name if method.name != "checkpoint" else "model"
     _, summaries[label] = evaluate(
-        bench, method, ctx.results_dir / "eval" / f"benchmark_{slug}", eval_size=P.eval_size, method_name=label
+        bench,
+        method,
+        ctx.results_dir / "eval" / f"benchmark_{slug}",
+        eval_size=P.eval_size,
+        method_name=label,
     )
 n_params = count_params(methods[f"ours ({cfg.name} config)"].fn.net)
 extra = {k: {"params_M": 0.0} for k in methods}
@@ -86,9 +100,14 @@ tables.write_table(
     table,
     ctx.results_dir,
     "table2_3_benchmark",
-    ctx.provenance(benchmark=P.benchmark, protocol=PROTOCOL, checkpoint=str(result.checkpoint), steps=result.steps),
+    ctx.provenance(
+        benchmark=P.benchmark,
+        protocol=PROTOCOL,
+        checkpoint=str(result.checkpoint),
+        steps=result.steps,
+    ),
     title=f"Table II/III analogue: the {P.benchmark} benchmark (measured)",
-    note=f"{P.note}. Metrics at {P.eval_size}² by the paper's conventions (docs/evaluation.md); "
+    note=f"{P.note}. Metrics at {P.eval_size}² by the paper's conventions (README, Evaluation protocol); "
     "params_M: learned parameters in millions (0 for the classical baselines).",
     digits={"params_M": 3},
 )
@@ -135,7 +154,9 @@ for (metric, label), ax in zip((("fmse", "fMSE"), ("psnr", "PSNR")), axes[1:], s
     ax.set_title(f"{label} on the benchmark during training (at {cfg.eval_size}²)")
     ax.legend(fontsize=8)
 fig.tight_layout()
-plots.save_figure(fig, ctx.figures_dir, "fig02_training_curves", ctx.provenance(run=str(run_dir)), pdf=True)
+plots.save_figure(
+    fig, ctx.figures_dir, "fig02_training_curves", ctx.provenance(run=str(run_dir)), pdf=True
+)
 plt.show()
 
 # %% [markdown]
@@ -146,10 +167,17 @@ picks = exploration.spread_indices([it.subset for it in bench.items], P.grid_ima
 rows, labels = [], []
 for i in picks:
     s = bench[i]
-    rows.append([plots.outline(s["composite"], s["mask"])] + [m(s) for m in list(methods.values())[1:]] + [s["target"]])
+    rows.append(
+        [plots.outline(s["composite"], s["mask"])]
+        + [m(s) for m in list(methods.values())[1:]]
+        + [s["target"]]
+    )
     labels.append(f"{s['subset']}: {s['name']}")
 fig = plots.image_grid(
-    rows, col_labels=["composite"] + list(methods)[1:] + ["real"], row_labels=labels, title="Qualitative comparison"
+    rows,
+    col_labels=["composite"] + list(methods)[1:] + ["real"],
+    row_labels=labels,
+    title="Qualitative comparison",
 )
 plots.save_figure(fig, ctx.figures_dir, "fig02_qualitative", ctx.provenance(images=labels))
 plt.show()
@@ -166,9 +194,15 @@ from rharm_lib.study.inspector import PatchInspector, loss_from_checkpoint
 
 mlp, loss_cfg = loss_from_checkpoint(result.checkpoint)
 inspector = PatchInspector(
-    [bench[i] for i in picks], methods[f"ours ({cfg.name} config)"].fn, mlp, loss_cfg, k=P.inspector_k
+    [bench[i] for i in picks],
+    methods[f"ours ({cfg.name} config)"].fn,
+    mlp,
+    loss_cfg,
+    k=P.inspector_k,
 )
-plots.save_figure(inspector.figure, ctx.figures_dir, "fig02_patch_inspector", ctx.provenance(k=P.inspector_k))
+plots.save_figure(
+    inspector.figure, ctx.figures_dir, "fig02_patch_inspector", ctx.provenance(k=P.inspector_k)
+)
 if in_study_run():  # executed copies keep a static picture (widget state is not saved)
     display(Image(inspector.image_out.value))
 else:

@@ -38,7 +38,9 @@ from rharm_lib.evaluate import evaluate, resolve_method
 from rharm_lib.study import plots, sources, tables
 from rharm_lib.study.session import start_session
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="04_highres_evaluation")
+ctx = start_session(
+    profile, seed, device, figures_dir, results_dir, notebook="04_highres_evaluation"
+)
 P = ctx.profile
 print(P.note)
 checkpoint = sources.study_checkpoint(P)
@@ -76,7 +78,16 @@ for size in P.highres_sizes:
             method_name=label,
         )
         all_row = summ[summ["subset"] == "All"].iloc[0]
-        rows.append({"method": label, "size": size, "n": int(all_row["n"]), "psnr": all_row["psnr"], "fmse": all_row["fmse"], "mse": all_row["mse"]})
+        rows.append(
+            {
+                "method": label,
+                "size": size,
+                "n": int(all_row["n"]),
+                "psnr": all_row["psnr"],
+                "fmse": all_row["fmse"],
+                "mse": all_row["mse"],
+            }
+        )
 long = pd.DataFrame(rows)
 table = long.pivot(index="method", columns="size", values="psnr").reindex(list(methods))
 table.columns = [f"PSNR@{c}" for c in table.columns]
@@ -87,10 +98,17 @@ tables.write_table(
     table,
     ctx.results_dir,
     "table4_highres",
-    ctx.provenance(source=P.highres_source, photos=[n for n, _, _ in photos], sizes=list(P.highres_sizes)),
+    ctx.provenance(
+        source=P.highres_source, photos=[n for n, _, _ in photos], sizes=list(P.highres_sizes)
+    ),
     title="Table IV analogue: PSNR and fMSE at each resolution (long side), metrics at native resolution",
     note=f"{P.note}. {len(photos)} photos from `{P.highres_source}`, one composite each (families cycled), "
-    "region masks from rharm_lib.data.regions; methods and metrics at the image's own resolution.",
+    + (
+        "region masks from rharm_lib.data.regions"
+        if P.highres_source == "highres"
+        else "the committed built-in masks"
+    )
+    + "; methods and metrics at the image's own resolution.",
 )
 table
 

@@ -55,7 +55,11 @@ print("levels with encoder and decoder maps:", levels)
 
 # %%
 stats = features.style_statistics(feats, names=[s["name"] for s in samples])
-per_level = stats.groupby("level")[["bg_mean_corr", "bg_std_ratio", "fg_gap_pre", "fg_gap_post"]].mean().reset_index()
+per_level = (
+    stats.groupby("level")[["bg_mean_corr", "bg_std_ratio", "fg_gap_pre", "fg_gap_post"]]
+    .mean()
+    .reset_index()
+)
 per_level.insert(1, "channels", stats.groupby("level")["channels"].first().to_numpy())
 tables.write_table(
     per_level,
@@ -84,6 +88,11 @@ for b, s in enumerate(samples):
     rows.append(row)
     labels.append(s["name"])
 cols = ["composite"] + [f"{k}{i}" for i in levels for k in ("enc", "dec_pre ")]
-fig = plots.image_grid(rows, col_labels=cols, row_labels=labels, title="Background feature maps: encoder vs decoder (foreground blank)")
+fig = plots.image_grid(
+    rows,
+    col_labels=cols,
+    row_labels=labels,
+    title="Background feature maps: encoder vs decoder (foreground blank)",
+)
 plots.save_figure(fig, ctx.figures_dir, "fig10_feature_maps", ctx.provenance(images=labels))
 plt.show()

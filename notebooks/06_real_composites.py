@@ -53,12 +53,21 @@ if not groups:  # fall back to the benchmark's composites
 
 # %%
 for source, samples in groups.items():
-    rows = [[plots.outline(s["composite"], s["mask"], width=max(1, max(s["mask"].shape) // 256))] + [m(s) for m in methods.values()] for s in samples]
+    rows = [
+        [plots.outline(s["composite"], s["mask"], width=max(1, max(s["mask"].shape) // 256))]
+        + [m(s) for m in methods.values()]
+        for s in samples
+    ]
     fig = plots.image_grid(
         rows,
         col_labels=["composite", *methods],
         row_labels=[s["name"] for s in samples],
         title=f"Real composites: {source} (no ground truth)",
     )
-    plots.save_figure(fig, ctx.figures_dir, f"fig05_06_real_{source}", ctx.provenance(source=source, images=[s["name"] for s in samples], note=note))
+    plots.save_figure(
+        fig,
+        ctx.figures_dir,
+        f"fig05_06_real_{source}",
+        ctx.provenance(source=source, images=[s["name"] for s in samples], note=note),
+    )
     plt.show()

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["git_commit", "package_versions", "device_name", "provenance", "write_json_atomic"]
+__all__ = [
+    "git_commit",
+    "package_versions",
+    "device_name",
+    "provenance",
+    "portable_paths",
+    "write_json_atomic",
+]
 
 _PACKAGES = ("rharm", "torch", "numpy", "scikit-image", "pillow", "pandas", "papermill")
 
@@ -73,10 +80,38 @@ def provenance(device: str | torch.device | None = None, **extra: Any) -> dict[s
     return rec
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+def portable_paths(obj: Any) -> Any:
+    """``obj`` with this machine's absolute paths made relative to the repository.
+
+    Paths inside the repository become repository-relative (``runs/x``), paths beside it
+    ``../`` (``../shared/data``), paths in the home folder ``~/...``: committed records do
+    not name the machine they were made on, and stay valid in another clone.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    prefixes = [(str(repo) + os.sep, ""), (str(repo.parent) + os.sep, ".." + os.sep)]
+    prefixes.append((str(Path.home()) + os.sep, "~" + os.sep))
+    if isinstance(obj, dict):
+        return {k: portable_paths(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [portable_paths(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        obj = os.fspath(obj)
+    if isinstance(obj, str):
+        for prefix, repl in prefixes:
+            obj = obj.replace(prefix, repl)
+        return obj
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, portable: bool = True) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename.
+
+    With ``portable`` (the default) absolute paths are rewritten by :func:`portable_paths`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if portable:
+        obj = portable_paths(obj)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
