@@ -58,7 +58,7 @@ from .metrics import (
     summarize,
     summary_markdown,
 )
-from .provenance import provenance, write_json_atomic
+from .provenance import portable_paths, provenance, write_json_atomic
 
 __all__ = [
     "METHODS",
@@ -328,7 +328,7 @@ def evaluate(
         **dict(extra_provenance or {}),
     )
     title = (
-        f"**{name}** on {prov['data'] or 'the dataset'}"
+        f"**{name}** on {portable_paths(prov['data']) or 'the dataset'}"
         + (f" ({prov['split']} split)" if prov["split"] else "")
         + f", evaluated at {eval_size or 'native'} px"
     )
