@@ -407,3 +407,23 @@ def test_short_cpu_training_lowers_held_out_fmse(tmp_path):
     assert s.final["mse"] < s.baseline["mse"]
     rows = list(csv.DictReader(open(tmp_path / "run" / "eval.csv")))
     assert [r["method"] for r in rows] == ["composite", "model"]
+
+
+def test_cli_loss_switches_reach_the_run_config(tmp_path):
+    """`rharm train --w-hcl/--hcl-negatives` set the LossConfig the run records."""
+    import json
+
+    from rharm_lib.cli import main
+
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "train", "--config", "ci", "--data", "builtin", "--steps", "1",
+            "--eval-data", "none", "--w-hcl", "0", "--hcl-negatives", "composite",
+            "--no-progress", "--device", "cpu", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    loss = json.loads((out / "config.json").read_text())["train_config"]["loss"]
+    assert loss["w_hcl"] == 0 and loss["negatives"] == "composite"
+    assert loss["w_l1"] == 0.4 and loss["w_pixel"] == 0.5  # untouched eq. 13 weights

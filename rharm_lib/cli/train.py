@@ -52,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tensorboard", action="store_true", default=None, help="TensorBoard events (if installed)"
     )
+    p.add_argument(
+        "--w-hcl", type=float, help="eq. 13 weight of L_HCL (paper 0.1; 0 = no contrastive loss)"
+    )
+    p.add_argument(
+        "--hcl-negatives",
+        choices=("pred", "composite"),
+        help="L_HCL negatives from the output's (paper reading) or the composite's foreground",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -83,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     }
     over["ckpt_every"], over["log_every"] = args.ckpt_every, args.log_every
     cfg = get_config(args.config, **over)
+    loss_over = {"w_hcl": args.w_hcl, "negatives": args.hcl_negatives}
+    loss_over = {k: v for k, v in loss_over.items() if v is not None}
+    if loss_over:  # the ablation switches of rharm_lib.losses.LossConfig
+        cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, **loss_over))
     if args.epochs is not None and cfg.steps is not None:
         cfg = dataclasses.replace(cfg, steps=None)  # --epochs overrides the config's steps
     try:
