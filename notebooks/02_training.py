@@ -73,7 +73,7 @@ print(result)
 # and fSSIM over the foreground, `All` = image-weighted mean over every composite.
 
 # %%
-bench = sources.benchmark_dataset(P.benchmark)
+bench = sources.benchmark_dataset(P.benchmark, limit=P.max_eval_images)
 methods = {
     "input composite": resolve_method("composite"),
     "Reinhard": resolve_method("reinhard"),

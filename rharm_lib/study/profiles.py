@@ -141,7 +141,7 @@ PROFILES: dict[str, StudyProfile] = {
     # 1,599 lalonde training photos (~60 epochs), at the 350-700 img/s the training engine
     # targets for the paper config (bf16, channels_last) = 2.3-4.6 min, plus two evaluations
     # on 400 benchmark images. The rest (~4 min): building the lalonde benchmark once
-    # (1,600 PNGs), four methods on its 1,600 composites (CPU metrics), 12 high-resolution
+    # (1,548 PNGs), four methods on its 1,548 composites (CPU metrics), 12 high-resolution
     # photos at up to 1024 px, feature maps, real composites, five kernel start-ups.
     "gpu": StudyProfile(
         name="gpu",
