@@ -210,7 +210,7 @@ def _write_result(out_dir: Path, files: Mapping[str, str], prov: Mapping[str, An
     try:
         for fname, text in files.items():
             (tmp / fname).write_text(text)
-        write_json_atomic(tmp / "provenance.json", prov)
+        write_json_atomic(tmp / "provenance.json", prov, portable=True)
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         if out_dir.is_dir():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")

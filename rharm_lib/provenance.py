@@ -81,15 +81,19 @@ def provenance(device: str | torch.device | None = None, **extra: Any) -> dict[s
 
 
 def portable_paths(obj: Any) -> Any:
-    """``obj`` with this machine's absolute paths made relative to the repository.
+    """``obj`` with this machine's absolute paths rewritten for committed records.
 
-    Paths inside the repository become repository-relative (``runs/x``), paths beside it
-    ``../`` (``../shared/data``), paths in the home folder ``~/...``: committed records do
-    not name the machine they were made on, and stay valid in another clone.
+    Paths inside the repository become repository-relative (``runs/x``), the data folder
+    beside it ``../shared/...``, paths in the home folder ``~/...``; any other path is kept.
+    For records that are committed or shown (tables, figures, study provenance), never for
+    files the program reads back as paths (a run's ``config.json``).
     """
     repo = Path(__file__).resolve().parent.parent
-    prefixes = [(str(repo) + os.sep, ""), (str(repo.parent) + os.sep, ".." + os.sep)]
-    prefixes.append((str(Path.home()) + os.sep, "~" + os.sep))
+    prefixes = [
+        (str(repo) + os.sep, ""),
+        (str(repo.parent / "shared") + os.sep, ".." + os.sep + "shared" + os.sep),
+        (str(Path.home()) + os.sep, "~" + os.sep),
+    ]
     if isinstance(obj, dict):
         return {k: portable_paths(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -103,10 +107,11 @@ def portable_paths(obj: Any) -> Any:
     return obj
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any, portable: bool = True) -> None:
+def write_json_atomic(path: str | os.PathLike, obj: Any, portable: bool = False) -> None:
     """Write JSON to ``path`` through a temporary file and an atomic rename.
 
-    With ``portable`` (the default) absolute paths are rewritten by :func:`portable_paths`.
+    With ``portable``, absolute paths are rewritten by :func:`portable_paths` (for
+    committed records only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

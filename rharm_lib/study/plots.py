@@ -124,7 +124,7 @@ def _update_index(out_dir: Path, files: Sequence[Path], record: dict[str, Any]) 
             index = {}
     for f in files:
         index[f.name] = record
-    write_json_atomic(index_path, index)
+    write_json_atomic(index_path, index, portable=True)
 
 
 def save_figure(

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..errors import RharmInputError
 from ..paths import REPO_ROOT
-from ..provenance import provenance, write_json_atomic
+from ..provenance import portable_paths, provenance, write_json_atomic
 from .profiles import StudyProfile
 
 __all__ = [
@@ -389,16 +389,18 @@ def run_study(
         runs.append(run)
         log(f"rharm study [{profile.name}]: {nb.stem} done in {run.wall_s:.1f} s -> {run.executed}")
     wall = round(time.perf_counter() - t0, 2)
-    record = provenance(
-        device,
-        profile=profile.to_dict(),
-        only=list(only) if only else None,
-        kernel=kernel_name,
-        parameters=params,
-        notebooks=[r.__dict__ for r in runs],
-        status="failed" if failure else "ok",
-        wall_time_s=wall,
-    )
+    record = portable_paths(
+        provenance(
+            device,
+            profile=profile.to_dict(),
+            only=list(only) if only else None,
+            kernel=kernel_name,
+            parameters=params,
+            notebooks=[r.__dict__ for r in runs],
+            status="failed" if failure else "ok",
+            wall_time_s=wall,
+        )
+    )  # committed: repository-relative paths
     write_json_atomic(results_dir / "study_provenance.json", record)
     if failure is not None:
         raise failure

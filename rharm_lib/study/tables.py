@@ -115,7 +115,7 @@ def write_table(
     rec.update(
         table=name, title=title, note=note, columns=[str(c) for c in df.columns], rows=len(df)
     )
-    write_json_atomic(files.provenance, rec)
+    write_json_atomic(files.provenance, rec, portable=True)
     return files
 
 
