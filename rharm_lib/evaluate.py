@@ -45,7 +45,9 @@ import numpy as np
 import pandas as pd
 
 from .baselines import BASELINES
+from .device import resolve_device
 from .errors import RharmInputError
+from .inference import Harmonizer
 from .metrics import (
     EVAL_SIZE,
     METRICS,
@@ -109,14 +111,6 @@ def _baseline_factory(name: str) -> Callable[[str | None, str], SampleMethod]:
     return make
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _checkpoint_method(checkpoint: str | None, device: str) -> SampleMethod:
     if checkpoint is None:
         raise RharmInputError(
@@ -124,15 +118,7 @@ def _checkpoint_method(checkpoint: str | None, device: str) -> SampleMethod:
         )
     if not Path(checkpoint).is_file():
         raise RharmInputError(f"{checkpoint}: no such checkpoint file")
-    try:
-        from .inference import Harmonizer
-    except ModuleNotFoundError as exc:
-        if exc.name in ("rharm_lib.inference", f"{__package__}.inference"):
-            raise RharmInputError(
-                "--method checkpoint needs rharm_lib.inference (not installed in this version)"
-            ) from None
-        raise
-    dev = _resolve_device(device)
+    dev = str(resolve_device(device))
     h = Harmonizer.from_checkpoint(checkpoint, dev)
     info = {"checkpoint": str(checkpoint), **dict(getattr(h, "meta", {}) or {})}
     return SampleMethod("checkpoint", h, dev, info)

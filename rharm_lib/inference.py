@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batch import check_images
+from .checkpoint import load_checkpoint
+from .config_io import plain, rebuild
 from .errors import RharmInputError
+from .model import CONFIGS, ModelConfig, build_model
 
 __all__ = ["Harmonizer", "load_network"]
 
@@ -42,27 +46,26 @@ def load_network(
         RharmInputError: not a checkpoint, corrupt, of another model config than
             ``expect_config``, or weights that do not fit the stored config.
     """
-    from .train.checkpoint import load_checkpoint
-    from .train.config import _plain, config_from_dict
-    from .train.engine import build_network
-
     ckpt = load_checkpoint(path)
-    cfg = config_from_dict(ckpt["train_config"])
+    # only the model's part of the stored training config matters here: inference does not
+    # depend on the trainer (rharm_lib.train), whose config it would otherwise have to import
+    stored = ckpt["train_config"]
+    if not isinstance(stored.get("model"), dict):
+        raise RharmInputError(f"{path}: the stored training config has no model config")
+    model_cfg = rebuild(ModelConfig, stored["model"], "checkpoint model config")
     if expect_config is not None:
-        from .model import CONFIGS
-
         if expect_config not in CONFIGS:
             raise RharmInputError(
                 f"unknown model config {expect_config!r}; choose from {sorted(CONFIGS)}"
             )
-        want, got = _plain(CONFIGS[expect_config]), _plain(cfg.model)
+        want, got = plain(CONFIGS[expect_config]), plain(model_cfg)
         diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
         if diff:
             raise RharmInputError(
-                f"{path} holds a model of config {cfg.name!r}, not {expect_config!r} "
+                f"{path} holds a model of config {stored.get('name')!r}, not {expect_config!r} "
                 f"(fields {diff} differ)"
             )
-    net = build_network(cfg.model)
+    net = build_model(model_cfg)
     try:
         net.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
@@ -137,8 +140,6 @@ class Harmonizer:
             ``(B,3,H,W)`` float32 in ``[0,1]`` (clamped), on ``self.device``; the
             background is the input's when ``keep_background``.
         """
-        from .batch import check_images
-
         check_images(composite, mask)
         self.net.eval()
         composite, mask = composite.to(self.device), mask.to(self.device)

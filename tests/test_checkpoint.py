@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from rharm_lib import checkpoint as ck
 from rharm_lib.errors import RharmInputError
 from rharm_lib.inference import Harmonizer, load_network
 from rharm_lib.model import CONFIGS, build_model
-from rharm_lib.train import checkpoint as ck
 from rharm_lib.train.config import (
     config_diff,
     config_from_dict,

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from rharm_lib.train.checkpoint import load_checkpoint
+from rharm_lib.checkpoint import load_checkpoint
 
 
 def _free_port() -> int:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from rharm_lib.checkpoint import save_checkpoint
 from rharm_lib.cli import main as cli_main
 from rharm_lib.errors import RharmInputError
 from rharm_lib.inference import Harmonizer
 from rharm_lib.model import CONFIGS, build_model
-from rharm_lib.train.checkpoint import save_checkpoint
 from rharm_lib.train.config import config_to_dict, get_config
 
 

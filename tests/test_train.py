@@ -14,15 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
+from rharm_lib.checkpoint import load_checkpoint
 from rharm_lib.cli import main as cli_main
+from rharm_lib.data.resolve import resolve_data as resolve_source
 from rharm_lib.errors import RharmInputError
 from rharm_lib.losses import LossConfig
 from rharm_lib.model import CONFIGS
 from rharm_lib.train import engine
 from rharm_lib.train.bench import random_photos
-from rharm_lib.train.checkpoint import load_checkpoint
 from rharm_lib.train.config import get_config
-from rharm_lib.train.sources import TensorSource, resolve_source
+from rharm_lib.train.sources import TensorSource
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMS = ("transfer", "histogram", "retouch", "relight")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..train.bench import bench_infer, bench_train
+
 __all__ = ["register", "run"]
 
 
@@ -50,8 +52,6 @@ def _table(rows: list[dict], keys: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from ..train.bench import bench_infer, bench_train
 
     if args.threads:
         torch.set_num_threads(args.threads)

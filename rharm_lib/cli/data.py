@@ -22,33 +22,28 @@ import json
 import time
 from pathlib import Path
 
+from ..data.benchmark import tree_sha256, write_benchmark
+from ..data.fetch import LALONDE_URL, fetch_lalonde
+from ..data.pack import read_pack, write_pack
+from ..data.photos import load_photos
+from ..data.resolve import resolve_data
+from ..data.synth import FAMILIES, measure_throughput
 from ..errors import RharmInputError
-from ..paths import data_root
+from ..provenance import device_name
 
 __all__ = ["register", "run", "resolve_photos"]
 
 
 def resolve_photos(source: str, data: str | None = None) -> str:
-    """``builtin`` stays; ``lalonde`` becomes ``<data root>/lalonde``; paths must exist."""
-    if source == "builtin":
-        return source
-    if source == "lalonde":
-        p = data_root(data) / "lalonde"
-        if not p.is_dir():
-            raise RharmInputError(
-                f"no lalonde photos at {p}: set --data or RHARM_DATA, or run "
-                "'rharm data fetch lalonde'"
-            )
-        return str(p)
-    if not Path(source).exists():
-        raise RharmInputError(f"photo source {source} does not exist")
-    return source
+    """The photo source ``--photos`` names (:func:`rharm_lib.data.resolve.resolve_data`,
+    with ``--data`` as the data root of ``lalonde``), checked to be photos, not pairs."""
+    spec = resolve_data(source, data)
+    if spec.kind != "photos":
+        raise RharmInputError(f"--photos {source}: an iHarmony4 root (pairs), not photos")
+    return spec.location
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..data.benchmark import tree_sha256, write_benchmark
-    from ..data.photos import load_photos
-    from ..data.synth import FAMILIES
 
     src = resolve_photos(args.photos, args.data)
     fams = args.families or list(FAMILIES)
@@ -72,7 +67,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from ..data.fetch import LALONDE_URL, fetch_lalonde
 
     def progress(got: int, total: int | None) -> None:
         if args.quiet:
@@ -95,8 +89,6 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from ..data.pack import read_pack, write_pack
-    from ..data.photos import load_photos
 
     src = resolve_photos(args.photos, args.data)
     photos = load_photos(src, args.split, args.size)
@@ -111,9 +103,6 @@ def _pack(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     import torch
-
-    from ..data.synth import FAMILIES, measure_throughput
-    from ..provenance import device_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,7 +124,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _checksum(args: argparse.Namespace) -> int:
-    from ..data.benchmark import tree_sha256
 
     if not Path(args.dir).is_dir():
         raise RharmInputError(f"{args.dir} is not a directory")

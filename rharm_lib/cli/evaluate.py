@@ -15,7 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..data.benchmark import ensure_builtin_benchmark
+from ..data.ihd import IHDDataset
 from ..errors import RharmInputError
+from ..evaluate import METHODS, evaluate, resolve_method
+from ..metrics import summary_markdown
 
 __all__ = ["register", "run"]
 
@@ -73,22 +77,11 @@ def _eval_size(text: str) -> int | None:
 
 def _dataset_root(data: str) -> Path:
     if data == "builtin":
-        try:
-            from ..data.benchmark import ensure_builtin_benchmark
-        except ModuleNotFoundError as exc:
-            if exc.name == "rharm_lib.data.benchmark":
-                raise RharmInputError(
-                    "--data builtin needs rharm_lib.data.benchmark (not in this version)"
-                ) from None
-            raise
         return Path(ensure_builtin_benchmark())
     return Path(data)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.ihd import IHDDataset
-    from ..evaluate import METHODS, evaluate, resolve_method
-    from ..metrics import summary_markdown
 
     # Validate every option before touching data or the output directory.
     if args.method not in METHODS:

@@ -10,6 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..data.imageio import load_mask, load_rgb, save_rgb
+from ..device import resolve_device
+from ..errors import RharmInputError
+from ..inference import Harmonizer
+
 __all__ = ["register", "run"]
 
 
@@ -38,11 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from ..data.imageio import load_mask, load_rgb, save_rgb
-    from ..errors import RharmInputError
-    from ..inference import Harmonizer
-    from ..train.engine import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

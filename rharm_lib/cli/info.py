@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 from ..errors import RharmInputError
+from ..model import CONFIGS, build_model, count_params, forward_flops
 
 __all__ = ["register", "run", "model_info"]
 
@@ -14,7 +15,6 @@ __all__ = ["register", "run", "model_info"]
 def model_info(config: str = "paper", size: int = 256) -> dict:
     """Summary of ``CONFIGS[config]``: ``params``, ``gflops_256`` (FLOPs/1e9 at ``size``²,
     a multiply-add counted as 2), ``gmacs_256``, the config fields and per-module counts."""
-    from ..model import CONFIGS, build_model, count_params, forward_flops
 
     if config not in CONFIGS:
         raise RharmInputError(f"unknown config {config!r}; expected one of {sorted(CONFIGS)}")

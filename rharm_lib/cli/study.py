@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..study.profiles import PROFILES, get_profile
+from ..study.runner import StudyFailure, run_study
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
-    from ..study.profiles import PROFILES
 
     p = subparsers.add_parser(
         "study",
@@ -35,8 +37,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..study.profiles import get_profile
-    from ..study.runner import StudyFailure, run_study
 
     only = [x for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from ..train import TrainingDivergedError, get_config, train
+
 __all__ = ["register", "run"]
 
 
@@ -67,8 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from ..train import TrainingDivergedError, get_config, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

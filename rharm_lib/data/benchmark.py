@@ -47,7 +47,8 @@ from PIL import Image
 from ..errors import RharmInputError
 from ..paths import cache_root
 from ..seed import make_generator
-from .photos import PhotoSet
+from .builtin import load_builtin
+from .photoset import PhotoSet
 from .synth import FAMILIES, SynthConfig, synthesize
 
 __all__ = [
@@ -264,8 +265,6 @@ def ensure_builtin_benchmark(seed: int = 0, size: int = 256) -> Path:
     Returns:
         The benchmark root (iHarmony4 layout, readable by ``rharm evaluate --data``).
     """
-    from .builtin import load_builtin
-
     photos = load_builtin("test", size)
     h = hashlib.sha256()
     h.update(json.dumps(_config_record(photos, seed, FAMILIES, SynthConfig(), "builtin")).encode())

@@ -16,7 +16,7 @@ Split (fixed, by photo so that no photo is in both): test = ``coffee``, ``grace_
 (5 masks -> 5 test pairs, 20 benchmark composites); train = the other five photos
 (14 pairs).
 
-Each (photo, mask) pair is one entry of the :class:`~rharm_lib.data.photos.PhotoSet`,
+Each (photo, mask) pair is one entry of the :class:`~rharm_lib.data.photoset.PhotoSet`,
 named ``<photo>_<k>``.
 """
 
@@ -28,11 +28,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
 from ..errors import RharmInputError
-from .photos import PhotoSet, resize_pair
+from .imageio import load_mask, load_rgb, resize_mask, resize_rgb
+from .photoset import PhotoSet, stack_photos
 
 __all__ = ["BuiltinPhoto", "BUILTIN_PHOTOS", "load_builtin", "builtin_image", "MASK_SIZE"]
 
@@ -43,8 +42,7 @@ MASK_SIZE = 256
 def _read(path: Path) -> np.ndarray:
     if not path.is_file():
         raise RharmInputError(f"built-in photo {path} is missing from the installed package")
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return load_rgb(path)
 
 
 def _skimage(filename: str) -> Callable[[], np.ndarray]:
@@ -113,9 +111,7 @@ def builtin_image(name: str, size: int = MASK_SIZE) -> np.ndarray:
     crop = np.ascontiguousarray(im[y0 : y0 + s, x0 : x0 + s, :3])
     if crop.shape[:2] != (s, s):
         raise RharmInputError(f"built-in photo {name}: crop {p.crop} exceeds its {im.shape[:2]}")
-    if s == size:
-        return crop
-    return np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
+    return resize_rgb(crop, size)
 
 
 def _builtin_mask(name: str, k: int) -> np.ndarray:
@@ -123,8 +119,7 @@ def _builtin_mask(name: str, k: int) -> np.ndarray:
     with resources.as_file(ref) as path:
         if not path.is_file():
             raise RharmInputError(f"missing built-in mask {path} (reinstall rharm)")
-        with Image.open(path) as im:
-            return (np.asarray(im.convert("L")) > 127).astype(np.uint8)
+        return load_mask(path)
 
 
 def load_builtin(split: str = "train", size: int = 256) -> PhotoSet:
@@ -135,7 +130,7 @@ def load_builtin(split: str = "train", size: int = 256) -> PhotoSet:
         size: side of the returned square images.
 
     Returns:
-        A :class:`~rharm_lib.data.photos.PhotoSet`: ``(N,3,size,size)`` uint8 images,
+        A :class:`~rharm_lib.data.photoset.PhotoSet`: ``(N,3,size,size)`` uint8 images,
         ``(N,1,size,size)`` uint8 ``{0,1}`` masks, names ``<photo>_<k>``.
     """
     if split not in ("train", "test"):
@@ -146,14 +141,8 @@ def load_builtin(split: str = "train", size: int = 256) -> PhotoSet:
             continue
         im = builtin_image(p.name, size)
         for k in range(1, p.n_masks + 1):
-            m = _builtin_mask(p.name, k)
-            if size != MASK_SIZE:
-                _, m = resize_pair(np.zeros((*m.shape, 3), np.uint8), m, size)
+            m = resize_mask(_builtin_mask(p.name, k), size)
             images.append(im)
             masks.append(m)
             names.append(f"{p.name}_{k}")
-    return PhotoSet(
-        torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
-        torch.from_numpy(np.stack(masks))[:, None].contiguous(),
-        names,
-    )
+    return stack_photos(images, masks, names, size)

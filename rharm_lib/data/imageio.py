@@ -20,10 +20,23 @@ once here:
 
 Errors (missing file, not an image, truncated data, unsupported mode) are
 :class:`~rharm_lib.errors.RharmInputError` naming the file.
+
+This is the one decoding layer: every reader (iHarmony4, real composites, lalonde photos,
+built-in photos, packs) decodes through :func:`load_rgb`/:func:`load_mask` (files) or
+:func:`decode_rgb`/:func:`decode_mask` (bytes), and resizes with :func:`resize_rgb`,
+:func:`resize_mask` and :func:`resize_pair`.
+
+Resizing rule (NumPy, uint8): images bicubic (PIL); masks by **area** -- PIL's box filter on
+the ``{0,1}`` float mask, i.e. the foreground fraction of each output cell, as
+:func:`rharm_lib.model.masks.resize_mask` does on tensors -- then thresholded at ``>= 0.5``
+so that a resized mask stays in ``{0,1}``. (The evaluation protocol's nearest-neighbour
+mask resize, :func:`rharm_lib.metrics.resize_mask`, is a different thing: the paper's metric
+convention, kept as it is.)
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +46,17 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import RharmInputError
 
-__all__ = ["load_rgb", "load_mask", "save_rgb", "IMAGE_SUFFIXES"]
+__all__ = [
+    "load_rgb",
+    "load_mask",
+    "decode_rgb",
+    "decode_mask",
+    "save_rgb",
+    "resize_rgb",
+    "resize_mask",
+    "resize_pair",
+    "IMAGE_SUFFIXES",
+]
 
 #: file suffixes recognised as images by the readers
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -45,8 +68,12 @@ def _open(path: str | os.PathLike) -> Image.Image:
     p = Path(path)
     if not p.is_file():
         raise RharmInputError(f"{p}: no such file")
+    return _decode(p, str(p))
+
+
+def _decode(src: Path | io.BytesIO, label: str) -> Image.Image:
     try:
-        with Image.open(p) as im:
+        with Image.open(src) as im:
             im.load()
             return (
                 im.copy()
@@ -54,7 +81,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
                 else im.convert("RGBA" if "transparency" in im.info else "RGB")
             )
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise RharmInputError(f"{p}: cannot read image ({exc})") from None
+        raise RharmInputError(f"{label}: cannot read image ({exc})") from None
 
 
 def _sixteen_to_eight(arr: np.ndarray) -> np.ndarray:
@@ -75,7 +102,23 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         RharmInputError: naming ``path`` when it is missing, unreadable or of an
             unsupported mode (e.g. floating point ``F``).
     """
-    im = _open(path)
+    return _to_rgb(_open(path), str(path))
+
+
+def decode_rgb(data: bytes, label: str) -> np.ndarray:
+    """:func:`load_rgb` of an encoded image held in memory (e.g. a pack's JPEG bytes).
+
+    Args:
+        data: the encoded file's bytes.
+        label: names the image in error messages (e.g. ``"pack.rhpack:images/000003.jpg"``).
+
+    Returns:
+        ``(H,W,3)`` uint8 sRGB array.
+    """
+    return _to_rgb(_decode(io.BytesIO(data), label), label)
+
+
+def _to_rgb(im: Image.Image, path: str) -> np.ndarray:
     if im.mode in _SIXTEEN_BIT:
         gray = _sixteen_to_eight(np.asarray(im))
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
@@ -99,7 +142,15 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     Raises:
         RharmInputError: naming ``path`` when it is missing or unreadable.
     """
-    im = _open(path)
+    return _to_mask(_open(path))
+
+
+def decode_mask(data: bytes, label: str) -> np.ndarray:
+    """:func:`load_mask` of an encoded mask held in memory; ``label`` names it in errors."""
+    return _to_mask(_decode(io.BytesIO(data), label))
+
+
+def _to_mask(im: Image.Image) -> np.ndarray:
     if im.mode in _SIXTEEN_BIT:
         arr = np.asarray(im).astype(np.int64)
         return (arr >= 32768).astype(np.uint8)
@@ -153,3 +204,47 @@ def save_rgb(path: str | os.PathLike, arr: np.ndarray) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize_rgb(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H,W,3)`` uint8 sRGB image to ``size`` (an int or ``(h, w)``), PIL bicubic.
+
+    Returned unchanged when already that size.
+    """
+    h, w = _size_hw(size)
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+
+
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H,W)`` mask (foreground where ``> 0``) by the area rule (module docstring).
+
+    Args:
+        mask: ``(H,W)`` array, foreground where ``> 0``.
+        size: an int (square) or ``(h, w)``.
+
+    Returns:
+        ``(h,w)`` uint8 in ``{0,1}``: 1 where at least half of the cell is foreground
+        (``mask > 0`` as uint8 when already that size).
+    """
+    h, w = _size_hw(size)
+    fg = (np.asarray(mask) > 0).astype(np.float32)
+    if fg.shape == (h, w):
+        return fg.astype(np.uint8)
+    m = Image.fromarray(fg).resize((w, h), Image.BOX)
+    return (np.asarray(m) >= 0.5).astype(np.uint8)
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize an image ``(H,W,3)`` uint8 and its mask ``(H,W)`` uint8 ``{0,1}`` to ``size x size``.
+
+    :func:`resize_rgb` and :func:`resize_mask`; a no-op (the same arrays) at that size.
+    """
+    if image.shape[:2] == (size, size) and mask.shape == (size, size):
+        return image, mask
+    return resize_rgb(image, size), resize_mask(mask, size)

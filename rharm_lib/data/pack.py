@@ -10,7 +10,7 @@ A pack is what travels to a GPU machine (64 MiB per call there) and what loads f
 
 The archive is deterministic (fixed member order and time stamps), written to a temporary
 file and renamed. :func:`read_pack` (used by :func:`~rharm_lib.data.photos.load_photos`)
-returns the :class:`~rharm_lib.data.photos.PhotoSet`; the photos differ from the source by
+returns the :class:`~rharm_lib.data.photoset.PhotoSet`; the photos differ from the source by
 the JPEG re-encoding only (a training-data choice: the test benchmark is always made from
 the original files).
 """
@@ -30,7 +30,8 @@ import torch
 from PIL import Image
 
 from ..errors import RharmInputError
-from .photos import PhotoSet, resize_pair
+from .imageio import decode_rgb, resize_pair
+from .photoset import PhotoSet
 
 __all__ = ["PACK_FORMAT", "PACK_VERSION", "write_pack", "read_pack", "is_pack"]
 
@@ -120,11 +121,6 @@ def is_pack(path: str | os.PathLike) -> bool:
         return False
 
 
-def _decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def read_pack(
     path: str | os.PathLike, split: str | None = None, size: int | None = None
 ) -> PhotoSet:
@@ -136,7 +132,7 @@ def read_pack(
         size: when given and different from the pack's, photos and masks are resized.
 
     Returns:
-        The :class:`~rharm_lib.data.photos.PhotoSet` (``(N,3,S,S)`` uint8 images,
+        The :class:`~rharm_lib.data.photoset.PhotoSet` (``(N,3,S,S)`` uint8 images,
         ``(N,1,S,S)`` uint8 ``{0,1}`` masks).
     """
     path = Path(path)
@@ -161,7 +157,7 @@ def read_pack(
     n = int(manifest["count"])
     masks = np.unpackbits(masks_packed, axis=-1, count=s).astype(np.uint8)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as ex:
-        images = list(ex.map(_decode, blobs))
+        images = list(ex.map(decode_rgb, blobs, [f"{path}:images/{i:06d}.jpg" for i in range(n)]))
     if size is not None and size != s:
         pairs = [resize_pair(im, m, size) for im, m in zip(images, masks, strict=True)]
         images, masks = [p[0] for p in pairs], np.stack([p[1] for p in pairs])

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .resunet import build_model
+
 __all__ = ["count_params", "forward_flops"]
 
 
@@ -31,7 +33,6 @@ def forward_flops(model: nn.Module, size: int | tuple[int, int] = 256, batch: in
     Returns:
         The FLOP count (int).
     """
-    from .resunet import build_model
 
     h, w = (size, size) if isinstance(size, int) else size
     with torch.device("meta"):

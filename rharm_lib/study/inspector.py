@@ -272,8 +272,8 @@ def loss_from_checkpoint(path) -> tuple[torch.nn.Module, LossConfig]:
     Returns:
         ``(mlp, cfg)``: the shared MLP (eval mode, CPU) and the run's :class:`LossConfig`.
     """
+    from ..checkpoint import load_checkpoint
     from ..losses import HarmonizationLoss
-    from ..train.checkpoint import load_checkpoint
     from ..train.config import config_from_dict
 
     ckpt = load_checkpoint(path)

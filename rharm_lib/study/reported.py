@@ -6,9 +6,9 @@ separate, clearly-labelled block next to our own tables. No notebook computes th
 
 Source: Liang, J. and Pun, C.-M., "Image Harmonization with Region-wise Contrastive
 Learning", arXiv:2205.14058 (2022), Tables II/III (iHarmony4 test set, 256x256) and
-Section IV (parameter count). Transcription note: only the values quoted in this
-project's issues (#3: the input-composite row "All"; #4: the parameter count) are
-entered; the other cells of the paper's tables are left as ``None`` ("not transcribed")
+Section IV (parameter count). Transcription note: only two values are entered (the
+input-composite row "All" and the parameter count, as quoted from the paper when the
+project was planned); the other cells of the paper's tables are left as ``None`` ("not transcribed")
 because the paper's PDF was not available offline when this module was written. Fill
 them from the PDF, with the table and row they come from, never from memory.
 """

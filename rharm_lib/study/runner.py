@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..device import resolve_device as _resolve_device
 from ..errors import RharmInputError
 from ..paths import REPO_ROOT
 from ..provenance import portable_paths, provenance, write_json_atomic
@@ -167,21 +168,15 @@ def load_notebook(path: str | os.PathLike):
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
+    """A profile's device as the string the notebooks receive (:func:`rharm_lib.device.resolve_device`:
+    ``"auto"`` -> ``"cuda"`` when a CUDA device is available, else ``"cpu"``).
 
     Raises:
         RharmInputError: ``"cuda"`` was asked for and torch sees no CUDA device.
     """
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RharmInputError(
-            f"this profile needs device {device!r} but torch sees no CUDA device; "
-            "run the CPU profile instead: rharm study --profile ci"
-        )
-    return device
+    return str(
+        _resolve_device(device, hint="run the CPU profile instead: rharm study --profile ci")
+    )
 
 
 def notebook_parameters(profile: StudyProfile, device: str) -> dict[str, Any]:

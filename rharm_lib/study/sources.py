@@ -33,8 +33,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.imageio import load_rgb
+from ..data.photos import load_photos
+from ..data.real import RealCompositeDataset
+from ..data.regions import region_mask
+from ..data.resolve import resolve_data
+from ..data.synth import FAMILIES, synthesize
 from ..errors import RharmInputError
 from ..paths import REPO_ROOT, data_root
+from ..seed import make_generator
+from ..train import config_to_dict, get_config
+from ..train.sources import eval_dataset
 
 __all__ = [
     "MASK_LONG_SIDE",
@@ -66,11 +75,10 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> Sequence[dict[str,
     Returns:
         an :class:`~rharm_lib.data.ihd.IHDDataset` (or a list of its samples).
     """
-    from ..train.sources import eval_dataset, resolve_source
 
     if kind not in ("builtin", "lalonde"):
         raise RharmInputError(f"unknown benchmark {kind!r}; expected 'builtin' or 'lalonde'")
-    ds, _ = eval_dataset(resolve_source(train_source(kind)))
+    ds, _ = eval_dataset(resolve_data(train_source(kind)))
     if limit is None or limit >= len(ds):
         return ds
     idx = np.linspace(0, len(ds) - 1, limit).round().astype(int)
@@ -83,7 +91,6 @@ def study_train_config(profile):
     The profile's training config (``ci``/``paper``) with its steps, batch size, sizes,
     evaluation interval and size, and seed.
     """
-    from ..train import get_config
 
     return get_config(
         profile.train_config,
@@ -105,8 +112,6 @@ def study_run_dir(profile) -> Path:
     """
     import hashlib
     import json
-
-    from ..train import config_to_dict
 
     key = json.dumps(
         {
@@ -133,15 +138,11 @@ def study_checkpoint(profile) -> Path:
 
 
 def train_source(kind: str) -> str:
-    """The ``source`` argument of the training engine for a profile's ``train_source``."""
-    if kind == "builtin":
-        return "builtin"
-    if kind == "lalonde":
-        src = data_root() / "lalonde"
-        if not src.is_dir():
-            raise RharmInputError(f"the lalonde photos are not at {src}; set RHARM_DATA")
-        return str(src)
-    raise RharmInputError(f"unknown training source {kind!r}; expected 'builtin' or 'lalonde'")
+    """The ``source`` argument of the training engine for a profile's ``train_source``
+    (``"builtin"`` or the lalonde folder found by :func:`rharm_lib.data.resolve.resolve_data`)."""
+    if kind not in ("builtin", "lalonde"):
+        raise RharmInputError(f"unknown training source {kind!r}; expected 'builtin' or 'lalonde'")
+    return resolve_data(kind).location
 
 
 def resize_long_side(image: np.ndarray, mask: np.ndarray | None, long_side: int):
@@ -179,19 +180,16 @@ def highres_photos(
     Returns:
         ``[(name, image uint8 (H,W,3), mask uint8 (h,w) {0,1} at MASK_LONG_SIDE)]``.
     """
-    from ..data.regions import region_mask
 
     if kind == "highres":
         folder = data_root() / "highres"
         files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
             raise RharmInputError(f"no high-resolution photos (*.jpg) in {folder}; set RHARM_DATA")
-        from ..data.imageio import load_rgb
 
         items = [(p.stem, load_rgb(p)) for p in files[:count]]
     elif kind == "builtin":
         # the built-in photos with their committed, checked masks (several masks per photo)
-        from ..data.photos import load_photos
 
         ps = load_photos("builtin", "test", size=1024)
         out = []
@@ -239,8 +237,6 @@ def highres_composites(
     Returns:
         reader samples with ``subset`` = the family, ``name`` = the photo's name.
     """
-    from ..data.synth import FAMILIES, synthesize
-    from ..seed import make_generator
 
     sized = []
     for name, img, mask in photos:
@@ -287,7 +283,6 @@ def real_composites(
     folder = Path(root) if root is not None else data_root() / "real_composites"
     if not (folder / "list.txt").is_file() and not (folder / "composite_images").is_dir():
         return {}, f"real composites not found at {folder}; showing benchmark composites instead"
-    from ..data.real import RealCompositeDataset
 
     ds = RealCompositeDataset(folder)
     groups: dict[str, list[int]] = {}

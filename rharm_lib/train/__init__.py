@@ -1,14 +1,13 @@
-"""The training engine (issue 5): ``rharm train``, checkpoints, DDP and benchmarks.
+"""The training engine: ``rharm train``, DDP and benchmarks.
 
 - :mod:`.config`      :class:`TrainConfig` (the paper's recipe by default), :data:`TRAIN_CONFIGS`
 - :mod:`.sources`     uint8 training data resident on the device, batches drawn by step number
 - :mod:`.engine`      :func:`train` (library entry point used by ``rharm train`` and notebooks)
-- :mod:`.checkpoint`  atomic checkpoints loaded with ``weights_only=True``, RNG states
 - :mod:`.ddp`         DistributedDataParallel set-up under ``torchrun``
 - :mod:`.bench`       ``rharm bench train`` / ``rharm bench infer``
 """
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .config import TRAIN_CONFIGS, TrainConfig, config_from_dict, config_to_dict, get_config
 from .engine import TrainingDivergedError, TrainSummary, train
 

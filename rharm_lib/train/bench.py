@@ -27,6 +27,10 @@ from typing import Any
 
 import torch
 
+from ..data.synth import FAMILIES
+from ..device import resolve_device
+from ..inference import Harmonizer
+from ..model import count_params, forward_flops
 from ..provenance import device_name
 from .config import TrainConfig, get_config
 from .engine import (
@@ -34,7 +38,6 @@ from .engine import (
     amp_dtype,
     build_loss,
     build_network,
-    resolve_device,
     uses_channels_last,
 )
 from .sources import TensorSource
@@ -93,8 +96,6 @@ def _sync(dev: torch.device) -> None:
 def _bench_one(
     cfg: TrainConfig, dev: torch.device, steps: int, warmup: int, windows: int
 ) -> dict[str, Any]:
-    from ..model import count_params, forward_flops
-
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.model).to(dev)
     loss_fn = build_loss(cfg.loss).to(dev)
@@ -109,8 +110,6 @@ def _bench_one(
     model = torch.compile(net) if cfg.compile else net
     obj = Objective(model, loss_fn, amp_dtype(cfg, dev)).train()
     images, masks = random_photos(max(2 * cfg.batch_size, 16), cfg.photo_size)
-    from ..data.synth import FAMILIES
-
     src = TensorSource(
         images.to(dev), masks.to(dev), None,
         batch_size=cfg.batch_size, crop_size=cfg.crop_size, hflip=cfg.hflip,
@@ -249,8 +248,6 @@ def bench_infer(
     Returns:
         ``{"device", "config", "rows": [{"size", "median_ms", "min_ms", "peak_mem_mb"}]}``.
     """
-    from ..inference import Harmonizer
-
     dev = resolve_device(device)
     cfg = get_config(config)
     torch.manual_seed(0)

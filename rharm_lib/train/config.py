@@ -17,7 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config_io import plain, rebuild
 from ..errors import RharmInputError
+from ..losses import LossConfig
+from ..model import CONFIGS, ModelConfig
 
 __all__ = [
     "TrainConfig",
@@ -29,16 +32,8 @@ __all__ = [
 ]
 
 
-def _model_config(name: str) -> Any:
-    from ..model import CONFIGS
-
+def _model_config(name: str) -> ModelConfig:
     return CONFIGS[name]
-
-
-def _loss_config() -> Any:
-    from ..losses import LossConfig
-
-    return LossConfig()
 
 
 @dataclass(frozen=True)
@@ -79,8 +74,8 @@ class TrainConfig:
     """
 
     name: str = "paper"
-    model: Any = field(default_factory=lambda: _model_config("paper"))
-    loss: Any = field(default_factory=_loss_config)
+    model: ModelConfig = field(default_factory=lambda: _model_config("paper"))
+    loss: LossConfig = field(default_factory=LossConfig)
     batch_size: int = 8
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -175,44 +170,9 @@ def get_config(name: str, **overrides: Any) -> TrainConfig:
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _plain(obj: Any) -> Any:
-    """Dataclasses -> dicts, tuples -> lists: JSON- and ``weights_only``-safe primitives."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    return obj
-
-
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """``cfg`` as nested plain dicts/lists/primitives (stored in checkpoints and JSON)."""
-    return _plain(cfg)
-
-
-def _rebuild(cls: type, data: dict[str, Any], what: str) -> Any:
-    """Rebuild dataclass ``cls`` from a plain dict: nested dataclasses and tuples restored.
-
-    Raises:
-        RharmInputError: ``data`` has fields ``cls`` does not know (another code version).
-    """
-    import typing
-
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise RharmInputError(f"{what} has fields {unknown} that {cls.__name__} does not know")
-    hints = typing.get_type_hints(cls)
-    kw = {}
-    for k, v in data.items():
-        hint = hints.get(k)
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(v, dict):
-            v = _rebuild(hint, v, f"{what}.{k}")
-        elif isinstance(v, list) and "tuple" in str(hint):
-            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-        kw[k] = v
-    return cls(**kw)
+    return plain(cfg)
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -221,12 +181,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     Raises:
         RharmInputError: fields unknown to this version of the code.
     """
-    from ..losses import LossConfig
-    from ..model import ModelConfig
-
     data = dict(data)
-    model = _rebuild(ModelConfig, data.pop("model"), "checkpoint model config")
-    loss = _rebuild(LossConfig, data.pop("loss"), "checkpoint loss config")
+    model = rebuild(ModelConfig, data.pop("model"), "checkpoint model config")
+    loss = rebuild(LossConfig, data.pop("loss"), "checkpoint loss config")
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:
         raise RharmInputError(f"checkpoint train config has fields {unknown} unknown to this code")

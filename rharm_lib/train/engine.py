@@ -38,13 +38,19 @@ import torch
 from torch import nn
 
 from ..batch import COMPOSITE, MASK, TARGET
+from ..checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ..data.resolve import SourceSpec, resolve_data
+from ..device import resolve_device
 from ..errors import RharmInputError
+from ..evaluate import evaluate, resolve_method
+from ..inference import Harmonizer
+from ..losses import HarmonizationLoss, LossConfig
+from ..model import ModelConfig, build_model
 from ..provenance import provenance, write_json_atomic
 from ..seed import seed_everything
 from . import ddp
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict
-from .sources import SourceSpec, eval_dataset, load_train_source, resolve_source, step_seed
+from .sources import eval_dataset, load_train_source, step_seed
 
 __all__ = [
     "train",
@@ -53,7 +59,6 @@ __all__ = [
     "Objective",
     "build_network",
     "build_loss",
-    "resolve_device",
     "amp_dtype",
     "uses_channels_last",
     "RESUMABLE_CHANGES",
@@ -110,18 +115,6 @@ class TrainSummary:
     reused: bool = False
 
 
-def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``None``/``"auto"`` -> ``cuda:<local_rank>`` when available, else the CPU."""
-    if device is None or str(device) == "auto":
-        return (
-            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        )
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RharmInputError(f"device {device!r} asked for but CUDA is not available")
-    return dev
-
-
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the network's forward, or ``None`` for plain fp32."""
     if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
@@ -134,17 +127,13 @@ def uses_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
 
 
-def build_network(model_cfg: Any) -> nn.Module:
+def build_network(model_cfg: ModelConfig) -> nn.Module:
     """The harmonization network of ``model_cfg`` (:func:`rharm_lib.model.build_model`)."""
-    from ..model import build_model
-
     return build_model(model_cfg)
 
 
-def build_loss(loss_cfg: Any) -> nn.Module:
+def build_loss(loss_cfg: LossConfig) -> nn.Module:
     """The eq. 13 loss module of ``loss_cfg`` (:class:`rharm_lib.losses.HarmonizationLoss`)."""
-    from ..losses import HarmonizationLoss
-
     return HarmonizationLoss(loss_cfg)
 
 
@@ -260,9 +249,6 @@ def _run_eval(
     Returns the pooled ``All`` row (paper metrics at ``cfg.eval_size``, see
     :mod:`rharm_lib.metrics`) as ``{"n", "mse", "psnr", "psnr_peak", "fmse", "ssim", "fssim"}``.
     """
-    from ..evaluate import evaluate, resolve_method
-    from ..inference import Harmonizer
-
     if cfg.eval_max_images:
         dataset = _Head(dataset, cfg.eval_max_images)
     if method is None:
@@ -335,7 +321,7 @@ def train(
     Args:
         cfg: the run's configuration (:func:`rharm_lib.train.config.get_config`).
         data: ``"builtin"``, ``"lalonde"``, a lalonde-layout folder, a pack file or an
-            iHarmony4 root (see :func:`rharm_lib.train.sources.resolve_source`).
+            iHarmony4 root (see :func:`rharm_lib.data.resolve.resolve_data`).
         out: the run folder (created).
         resume: continue from ``out/checkpoints/last.pt`` when it exists (fresh start
             otherwise). The config may differ only in :data:`RESUMABLE_CHANGES`.
@@ -359,7 +345,7 @@ def train(
         TrainingDivergedError: a NaN/Inf loss; ``last.pt`` keeps the last finite state.
     """
     run_dir = Path(out)
-    spec = resolve_source(data)
+    spec = resolve_data(data)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if reuse:
         done = _finished(run_dir, cfg, spec)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,17 @@ import numpy as np
 import torch
 
 from ..batch import COMPOSITE, MASK, TARGET
+from ..data import benchmark
+from ..data.ihd import IHDDataset
+from ..data.imageio import resize_pair
+from ..data.photos import load_photos
+from ..data.resolve import SourceSpec
+from ..data.synth import FAMILIES, synthesize
 from ..errors import RharmInputError
+from ..paths import cache_root, data_root
 
 __all__ = [
     "TensorSource",
-    "SourceSpec",
-    "resolve_source",
     "load_train_source",
     "eval_dataset",
     "step_seed",
@@ -43,54 +47,6 @@ __all__ = [
 def step_seed(*keys: int) -> int:
     """A 63-bit seed derived from integer keys (``np.random.SeedSequence``)."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> 1)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Where training data comes from.
-
-    Attributes:
-        kind: ``"photos"`` (synthesised composites from photos + masks) or ``"pairs"``
-            (an iHarmony4-format root with real composites).
-        location: ``"builtin"``, a lalonde-layout folder, a pack file or an iHarmony4 root.
-    """
-
-    kind: str
-    location: str
-
-
-def resolve_source(source: str | os.PathLike) -> SourceSpec:
-    """Classify a ``--data`` argument.
-
-    ``builtin``; ``lalonde`` (the lalonde folder under :func:`rharm_lib.paths.data_root`);
-    a file (a training pack of ``rharm data pack``); a folder with ``images/`` and
-    ``masks/`` (lalonde layout); a folder with iHarmony4 ``*_train.txt`` lists (pairs).
-
-    Raises:
-        RharmInputError: anything else, naming the path.
-    """
-    s = str(source)
-    if s == "builtin":
-        return SourceSpec("photos", "builtin")
-    path = Path(s)
-    if s == "lalonde" and not path.exists():
-        from ..paths import data_root
-
-        path = data_root() / "lalonde"
-    if path.is_file():
-        return SourceSpec("photos", str(path))
-    if path.is_dir():
-        if (path / "images").is_dir() and (path / "masks").is_dir():
-            return SourceSpec("photos", str(path))
-        if list(path.glob("*_train.txt")) or list(path.glob("*/*_train.txt")):
-            return SourceSpec("pairs", str(path))
-        raise RharmInputError(
-            f"--data {path}: a folder but neither lalonde layout (images/, masks/) nor an "
-            f"iHarmony4 root (<subset>/<subset>_train.txt)"
-        )
-    raise RharmInputError(
-        f"--data {s!r}: not 'builtin', 'lalonde', an existing pack file or a data folder"
-    )
 
 
 class TensorSource:
@@ -207,8 +163,6 @@ class TensorSource:
     def _synthesize(
         self, target: torch.Tensor, mask: torch.Tensor, g: torch.Generator, g_cpu: torch.Generator
     ) -> torch.Tensor:
-        from ..data.synth import synthesize
-
         # one family per image, drawn on the CPU generator (host-side decision, no sync);
         # the reference photo is synthesize's default, the batch rolled by one
         fam = torch.randint(0, len(self.families), (target.shape[0],), generator=g_cpu).tolist()
@@ -217,8 +171,6 @@ class TensorSource:
 
 def _resize_pair(sample: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(target, mask, composite)`` of a reader sample resized to ``size``² (the photos' rule)."""
-    from ..data.photos import resize_pair
-
     target, mask = resize_pair(sample[TARGET], sample[MASK], size)
     composite, _ = resize_pair(sample[COMPOSITE], sample[MASK], size)
     return target, mask, composite
@@ -241,14 +193,11 @@ def load_train_source(
 
     Photos come from :func:`rharm_lib.data.photos.load_photos` (split ``"train"``). Pairs
     (iHarmony4 roots) are resized to ``photo_size``² (bicubic images, box-filtered mask
-    thresholded at 0.5, as :func:`rharm_lib.data.photos.resize_pair`), the usual iHarmony4
+    thresholded at 0.5, as :func:`rharm_lib.data.imageio.resize_pair`), the usual iHarmony4
     training practice (aspect ratio not kept), decoded with a thread pool.
     """
     fams = tuple(families)
     if spec.kind == "photos":
-        from ..data.photos import load_photos
-        from ..data.synth import FAMILIES
-
         unknown = sorted(set(fams) - set(FAMILIES))
         if unknown:
             raise RharmInputError(
@@ -258,8 +207,6 @@ def load_train_source(
         images, masks, comps = torch.as_tensor(ps.images), torch.as_tensor(ps.masks), None
         fams = fams or tuple(FAMILIES)
     else:
-        from ..data.ihd import IHDDataset
-
         ds = IHDDataset(spec.location, "train", None)
         n, sz = len(ds), photo_size
         # preallocated: 65,742 iHarmony4 pairs at 256² are 30 GB of uint8; no second copy
@@ -305,10 +252,6 @@ def eval_dataset(spec: SourceSpec, eval_data: str | os.PathLike | None = None) -
     Returns:
         ``(dataset, description)``.
     """
-    from ..data import benchmark
-    from ..data.ihd import IHDDataset
-    from ..paths import cache_root, data_root
-
     if eval_data is None:
         if spec.kind == "pairs" or spec.location == "builtin":
             eval_data = spec.location
@@ -322,8 +265,6 @@ def eval_dataset(spec: SourceSpec, eval_data: str | os.PathLike | None = None) -
         return IHDDataset(benchmark.ensure_builtin_benchmark(), "test", None), "builtin"
     path = Path(ev)
     if (path / "images").is_dir() and (path / "masks").is_dir():
-        from ..data.photos import load_photos
-
         key = path.resolve().as_posix().strip("/").replace("/", "_")
         out = cache_root() / "benchmarks" / f"{key}-test-seed0-v{benchmark.BENCHMARK_VERSION}"
         if not (out / "IHD_test.txt").is_file():

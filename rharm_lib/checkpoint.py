@@ -1,12 +1,14 @@
-"""Checkpoints: atomic writes, ``weights_only`` loading, RNG states, clear errors.
+"""Checkpoint I/O, shared by training and inference: atomic writes, ``weights_only``
+loading, RNG states, clear errors.
 
 A checkpoint is a ``dict`` of tensors and plain primitives only (configs are stored as
-nested dicts, see :func:`rharm_lib.train.config.config_to_dict`), so that it loads with
+nested dicts, see :func:`rharm_lib.config_io.plain`), so that it loads with
 ``torch.load(weights_only=True)`` and never executes code from the file:
 
 ==================  =============================================================
 ``format``          ``"rharm-checkpoint"`` (:data:`FORMAT`); ``format_version`` int
-``train_config``    the :class:`~rharm_lib.train.config.TrainConfig` as a dict
+``train_config``    the :class:`~rharm_lib.train.config.TrainConfig` as a dict (its
+                    ``model`` entry is all that inference needs)
 ``step``/``epoch``  optimiser steps done / epoch of the next step
 ``seed``            the run's seed
 ``model``           the network's ``state_dict`` (unwrapped from DDP / compile)
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import RharmInputError
+from .errors import RharmInputError
 
 __all__ = [
     "FORMAT",
