@@ -60,6 +60,7 @@ from .metrics import (
     summarize,
     summary_markdown,
 )
+from .model import count_params
 from .provenance import portable_paths, provenance, write_json_atomic
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "RESULT_FILES",
     "PER_IMAGE_COLUMNS",
     "evaluate",
+    "evaluate_methods",
+    "method_params",
     "resolve_method",
     "SampleMethod",
 ]
@@ -325,3 +328,78 @@ def evaluate(
     }
     _write_result(out_dir, files, prov)
     return per_image, summary
+
+
+def method_params(method: Any) -> int:
+    """Learned parameters of a method that runs a network (0 for the classical baselines).
+
+    Looks through a :class:`SampleMethod` to its function, and counts the parameters of the
+    ``net`` of a :class:`~rharm_lib.inference.Harmonizer` (or anything with a ``net``).
+    """
+    fn = method.fn if isinstance(method, SampleMethod) else method
+    net = getattr(fn, "net", None)
+    return count_params(net) if net is not None else 0
+
+
+def _folder(label: str, method: Any) -> str:
+    """The result folder of a method: its registry name (``checkpoint`` -> ``model``), else
+    its label made file-safe."""
+    name = getattr(method, "name", None)
+    if name:
+        return "model" if name == "checkpoint" else str(name)
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in label)
+
+
+def evaluate_methods(
+    dataset: Sequence[Mapping[str, Any]],
+    methods: Mapping[str, Callable[..., np.ndarray]],
+    out_dir: str | os.PathLike,
+    *,
+    prefix: str = "",
+    folders: Mapping[str, str] | None = None,
+    eval_size: int | None = EVAL_SIZE,
+    run_at_eval_size: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate several methods on one dataset with :func:`evaluate`; one table of summaries.
+
+    Each method writes its result files into ``out_dir/<prefix><folder>``; the folder is
+    ``folders[label]`` when given, else the method's registry name (``checkpoint`` ->
+    ``model``), else its label made file-safe.
+
+    Args:
+        dataset: reader samples with ground truth (see :func:`evaluate`).
+        methods: label -> method (what :func:`evaluate` accepts), in table order.
+        out_dir: the parent folder of the methods' result folders.
+        prefix: prepended to each folder name (``"benchmark_"``, ``"highres_512_"``).
+        folders: label -> folder name, overriding the default.
+        eval_size, run_at_eval_size, progress: as in :func:`evaluate`.
+
+    Returns:
+        A DataFrame with columns ``method`` (the label), then
+        :data:`rharm_lib.metrics.SUMMARY_COLUMNS` (``subset`` … ``n_fg_skipped``), then
+        ``params_M`` (:func:`method_params` in millions); per method, one row per subset in
+        the dataset's order and ``All``; methods in the order of ``methods``.
+
+    Raises:
+        RharmInputError: no methods, and every error of :func:`evaluate`.
+    """
+    if not methods:
+        raise RharmInputError("evaluate_methods: no methods to evaluate")
+    frames = []
+    for label, method in methods.items():
+        folder = (folders or {}).get(label) or _folder(label, method)
+        _, summary = evaluate(
+            dataset,
+            method,
+            Path(out_dir) / f"{prefix}{folder}",
+            eval_size=eval_size,
+            progress=progress,
+            run_at_eval_size=run_at_eval_size,
+            method_name=label,
+        )
+        f = summary.copy()
+        f.insert(0, "method", label)
+        f["params_M"] = method_params(method) / 1e6
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)

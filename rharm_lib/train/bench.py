@@ -1,7 +1,8 @@
 """Speed benchmarks: ``rharm bench train`` and ``rharm bench infer``.
 
-``bench_train`` times full optimiser steps of the training engine's own step (the same
-:class:`~rharm_lib.train.engine.Objective`, AdamW and device-resident
+``bench_train`` times full optimiser steps of the training engine's own step
+(:func:`~rharm_lib.train.engine.build_objective` and
+:func:`~rharm_lib.train.engine.train_step`: the same network, loss, AdamW and device-resident
 :class:`~rharm_lib.train.sources.TensorSource` with on-device synthesis, crop and flip)
 on random photos, and reports
 
@@ -33,13 +34,7 @@ from ..inference import Harmonizer
 from ..model import count_params, forward_flops
 from ..provenance import device_name
 from .config import TrainConfig, get_config
-from .engine import (
-    Objective,
-    amp_dtype,
-    build_loss,
-    build_network,
-    uses_channels_last,
-)
+from .engine import amp_dtype, build_network, build_objective, train_step
 from .sources import TensorSource
 
 __all__ = [
@@ -96,19 +91,8 @@ def _sync(dev: torch.device) -> None:
 def _bench_one(
     cfg: TrainConfig, dev: torch.device, steps: int, warmup: int, windows: int
 ) -> dict[str, Any]:
-    torch.manual_seed(cfg.seed)
-    net = build_network(cfg.model).to(dev)
-    loss_fn = build_loss(cfg.loss).to(dev)
-    cl = uses_channels_last(cfg, dev)
-    if cl:
-        net.to(memory_format=torch.channels_last)
-    fwd = forward_flops(net, size=cfg.crop_size)
-    params = list(net.parameters()) + list(loss_fn.parameters())
-    opt = torch.optim.AdamW(
-        params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
-    )
-    model = torch.compile(net) if cfg.compile else net
-    obj = Objective(model, loss_fn, amp_dtype(cfg, dev)).train()
+    t = build_objective(cfg, dev)  # the engine's own network, loss, AdamW and step
+    fwd = forward_flops(t.net, size=cfg.crop_size)
     images, masks = random_photos(max(2 * cfg.batch_size, 16), cfg.photo_size)
     src = TensorSource(
         images.to(dev), masks.to(dev), None,
@@ -117,14 +101,7 @@ def _bench_one(
     )  # fmt: skip
 
     def step(i: int) -> None:
-        b = src.batch(i)
-        c, m, t = b["composite"], b["mask"], b["target"]
-        if cl:
-            c, m, t = (x.contiguous(memory_format=torch.channels_last) for x in (c, m, t))
-        out = obj(c, m, t, generator=torch.Generator(device=dev).manual_seed(i))
-        opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        opt.step()
+        train_step(t, src.batch(i), cfg.lr, torch.Generator(device=dev).manual_seed(i))
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -137,21 +114,21 @@ def _bench_one(
     k = warmup
     for _ in range(windows):
         _sync(dev)
-        t = time.perf_counter()
+        tw = time.perf_counter()
         for _ in range(steps):
             step(k)
             k += 1
         _sync(dev)
-        rates.append(steps * cfg.batch_size / (time.perf_counter() - t))
+        rates.append(steps * cfg.batch_size / (time.perf_counter() - tw))
     ips = statistics.median(rates)
     achieved = 3 * fwd * ips / 1e12
     return {
         "config": cfg.name,
-        "params_m": round(count_params(net) / 1e6, 3),
+        "params_m": round(count_params(t.net) / 1e6, 3),
         "batch": cfg.batch_size,
         "size": cfg.crop_size,
         "precision": "bf16" if amp_dtype(cfg, dev) else "fp32",
-        "channels_last": cl,
+        "channels_last": t.channels_last,
         "compile": cfg.compile,
         "img_per_s": round(ips, 3),
         "img_per_s_windows": [round(r, 3) for r in rates],

@@ -10,10 +10,10 @@ One loop serves a 2-core CI machine, one GPU and several GPUs (DDP under ``torch
   checkpoints and evaluations): losses are summed on the device, and a non-finite loss is
   remembered on the device and detected at the next synchronisation, before any
   checkpoint is written, so the last checkpoint on disk is always a finite one;
-- logs: ``RUN/train_log.csv`` (losses, lr, img/s), ``RUN/eval.csv`` (paper metrics of
-  the fixed test benchmark, with the input composite as the ``composite`` baseline),
-  optional TensorBoard (``RUN/tb``), a tqdm bar on a terminal or plain lines otherwise;
-- checkpoints: ``RUN/checkpoints/last.pt`` (atomic, see :mod:`.checkpoint`); when the run
+- logs (:mod:`.runlog`): ``RUN/train_log.csv`` (losses, lr, img/s), ``RUN/eval.csv``
+  (paper metrics of the fixed test benchmark, with the input composite as the
+  ``composite`` baseline), optional TensorBoard (``RUN/tb``), a progress display;
+- checkpoints: ``RUN/checkpoints/last.pt`` (atomic, see :mod:`rharm_lib.checkpoint`); when the run
   ends ``RUN/summary.json`` records the result;
 - resume: ``resume=True`` continues from ``last.pt``; the data stream is a function of
   (seed, rank, step) and the optimiser, model, loss and RNG states are restored, so a
@@ -22,13 +22,10 @@ One loop serves a 2-core CI machine, one GPU and several GPUs (DDP under ``torch
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +39,7 @@ from ..checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpo
 from ..data.resolve import SourceSpec, resolve_data
 from ..device import resolve_device
 from ..errors import RharmInputError
-from ..evaluate import evaluate, resolve_method
+from ..evaluate import evaluate_methods, resolve_method
 from ..inference import Harmonizer
 from ..losses import HarmonizationLoss, LossConfig
 from ..model import ModelConfig, build_model
@@ -50,15 +47,19 @@ from ..provenance import provenance, write_json_atomic
 from ..seed import seed_everything
 from . import ddp
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict
-from .sources import eval_dataset, load_train_source, step_seed
+from .runlog import EVAL_FIELDS, LOSS_KEYS, RunLogger
+from .sources import TensorSource, eval_dataset, load_train_source, step_seed
 
 __all__ = [
     "train",
     "TrainSummary",
     "TrainingDivergedError",
     "Objective",
+    "Trainee",
     "build_network",
     "build_loss",
+    "build_objective",
+    "train_step",
     "amp_dtype",
     "uses_channels_last",
     "RESUMABLE_CHANGES",
@@ -68,20 +69,6 @@ __all__ = [
 RESUMABLE_CHANGES = frozenset(
     {"steps", "epochs", "log_every", "eval_every", "ckpt_every", "eval_max_images", "tensorboard"}
 )
-_LOG_FIELDS = [
-    "step",
-    "epoch",
-    "lr",
-    "total",
-    "l1",
-    "pixel",
-    "hcl",
-    "hcl_skipped",
-    "img_per_s",
-    "elapsed_s",
-]
-#: eval.csv columns: the "All" row of :func:`rharm_lib.evaluate.evaluate`'s summary
-_EVAL_FIELDS = ["step", "method", "n", "mse", "psnr", "psnr_peak", "fmse", "ssim", "fssim"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -172,68 +159,155 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr
 
 
-def _rewrite_csv(path: Path, fields: list[str], keep_upto: int) -> None:
-    """Keep the rows with ``step <= keep_upto`` (after a resume); atomic rewrite."""
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(float(r["step"])) <= keep_upto]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+@dataclass
+class Trainee:
+    """What a training step works on.
+
+    Attributes:
+        net: the network itself (not compiled, not DDP-wrapped: what checkpoints store).
+        loss: the eq. 13 loss module (holds the HCL projection MLPs).
+        opt: AdamW over the network's and the loss's parameters.
+        objective: :class:`Objective` of the (maybe compiled) network and the loss, wrapped
+            in DDP under ``torchrun``: what a step calls.
+        channels_last: whether batches are made NHWC (:func:`uses_channels_last`).
+        start: the step to start from (``> 0`` when resumed from a checkpoint).
+    """
+
+    net: nn.Module
+    loss: nn.Module
+    opt: torch.optim.Optimizer
+    objective: nn.Module
+    channels_last: bool
+    start: int = 0
 
 
-def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        fh.flush()
+def build_objective(
+    cfg: TrainConfig,
+    dev: torch.device,
+    info: ddp.DistInfo | None = None,
+    ckpt: dict[str, Any] | None = None,
+    ckpt_path: Path | None = None,
+) -> Trainee:
+    """Network, loss and optimiser of ``cfg`` on ``dev``, restored from ``ckpt`` when given.
+
+    The network is initialised from ``cfg.seed`` (the same weights on every process). With
+    a checkpoint, the network, loss, optimiser and RNG states are restored (before
+    ``torch.compile`` and DDP wrap the network).
+
+    Raises:
+        RharmInputError: the checkpoint's weights do not fit ``cfg``.
+    """
+    torch.manual_seed(cfg.seed)
+    net = build_network(cfg.model).to(dev)
+    loss_fn = build_loss(cfg.loss).to(dev)
+    cl = uses_channels_last(cfg, dev)
+    if cl:
+        net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(
+        list(net.parameters()) + list(loss_fn.parameters()),
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+        weight_decay=cfg.weight_decay,
+        fused=dev.type == "cuda",  # one kernel for the whole update on the GPU
+    )
+    start = 0
+    if ckpt is not None:
+        try:
+            net.load_state_dict(ckpt["model"])
+            loss_fn.load_state_dict(ckpt["loss"])
+        except RuntimeError as exc:
+            raise RharmInputError(
+                f"{ckpt_path}: weights do not fit the config: {str(exc)[:300]}"
+            ) from None
+        opt.load_state_dict(ckpt["optimizer"])
+        restore_rng(ckpt["rng"])
+        start = int(ckpt["step"])
+    objective: nn.Module = Objective(
+        torch.compile(net) if cfg.compile else net, loss_fn, amp_dtype(cfg, dev)
+    )
+    if info is not None and info.enabled:
+        objective = nn.parallel.DistributedDataParallel(
+            objective,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=True,  # the HCL MLPs get no gradient when HCL is skipped
+        )
+    return Trainee(net, loss_fn, opt, objective.train(), cl, start)
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    return getattr(net, "_orig_mod", net)
+def train_step(
+    t: Trainee, batch: dict[str, Any], lr: float, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch`` (``composite``, ``mask``, ``target``) at ``lr``.
+
+    ``generator`` drives the loss's own randomness (the HCL patch locations). Returns the
+    loss terms (device tensors; nothing is synchronised with the host).
+    """
+    for group in t.opt.param_groups:
+        group["lr"] = lr
+    comp, mask, target = batch[COMPOSITE], batch[MASK], batch[TARGET]
+    if t.channels_last:
+        comp, mask, target = (
+            x.contiguous(memory_format=torch.channels_last) for x in (comp, mask, target)
+        )
+    losses = t.objective(comp, mask, target, generator=generator)
+    t.opt.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    t.opt.step()
+    return losses
 
 
-class _Progress:
-    """tqdm on a terminal, plain lines otherwise, nothing when disabled."""
+class LossMeter:
+    """Sums the loss terms on the device between synchronisations; remembers the first step
+    whose loss was not finite (detected at the next synchronisation, before any checkpoint
+    is written, so the last checkpoint on disk is always a finite one)."""
 
-    def __init__(self, enabled: bool | None, total: int, initial: int) -> None:
-        self.tty = sys.stderr.isatty()
-        self.enabled = self.tty if enabled is None else enabled
-        self.bar = None
-        if self.enabled and self.tty:
-            from tqdm.auto import tqdm
+    def __init__(self, dev: torch.device) -> None:
+        self.sums = torch.zeros(len(LOSS_KEYS), device=dev, dtype=torch.float64)
+        self.bad_step = torch.full((), -1, device=dev, dtype=torch.int64)
+        self.n, self.t_last = 0, time.perf_counter()
 
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-        self.total = total
+    def add(self, step: int, losses: dict[str, torch.Tensor]) -> None:
+        dev = self.sums.device
+        vals = torch.stack(
+            [
+                torch.as_tensor(losses[k], device=dev).detach().double().reshape(())
+                for k in LOSS_KEYS
+            ]
+        )
+        self.sums += vals
+        bad_now = ~torch.isfinite(vals[:4]).all()
+        self.bad_step = torch.where(
+            (self.bad_step < 0) & bad_now, torch.full_like(self.bad_step, step), self.bad_step
+        )
+        self.n += 1
 
-    def update(self, step: int, n: int, info: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix(loss=f"{info['total']:.4f}", img_s=f"{info['img_per_s']:.1f}")
-        elif self.enabled:
-            print(
-                f"step {step}/{self.total}  loss {info['total']:.4f}  {info['img_per_s']:.1f} img/s",
-                file=sys.stderr,
-                flush=True,
+    def means(self, info: ddp.DistInfo, ckpt_path: Path, batch_size: int) -> dict[str, float]:
+        """Synchronise: the mean loss terms and ``img_per_s`` since the last call, then reset.
+
+        Raises:
+            TrainingDivergedError: a non-finite loss on any process (all processes agree).
+        """
+        flag = int(ddp.all_reduce_max(self.bad_step, info))
+        means = dict(zip(LOSS_KEYS, (self.sums / self.n).tolist(), strict=True))
+        if flag >= 0:
+            kept = (
+                f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})"
+                if ckpt_path.exists()
+                else "none written yet"
             )
+            raise TrainingDivergedError(
+                f"non-finite loss at step {flag} (last means: {means}); stopped. "
+                f"The last good checkpoint is kept: {kept}"
+            )
+        now = time.perf_counter()
+        means["img_per_s"] = self.n * batch_size / max(now - self.t_last, 1e-9)
+        self.sums.zero_()
+        self.n, self.t_last = 0, now
+        return means
 
-    def write(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg)
-        elif self.enabled:
-            print(msg, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    def restart_clock(self) -> None:
+        """Exclude evaluation and checkpoint time from the next ``img_per_s``."""
+        self.t_last = time.perf_counter()
 
 
 def _run_eval(
@@ -244,28 +318,30 @@ def _run_eval(
     device: torch.device,
     method: str | None = None,
 ) -> dict[str, float]:
-    """Evaluate ``net`` (or a named baseline ``method``) with :func:`rharm_lib.evaluate.evaluate`.
+    """Evaluate ``net`` (or a named baseline ``method``) with
+    :func:`rharm_lib.evaluate.evaluate_methods`, into ``out_dir``.
 
     Returns the pooled ``All`` row (paper metrics at ``cfg.eval_size``, see
     :mod:`rharm_lib.metrics`) as ``{"n", "mse", "psnr", "psnr_peak", "fmse", "ssim", "fssim"}``.
     """
     if cfg.eval_max_images:
         dataset = _Head(dataset, cfg.eval_max_images)
-    if method is None:
-        was_training = net.training
-        h = Harmonizer(net, device=device, precision="fp32")
-        try:
-            _, summary = evaluate(
-                dataset, h, out_dir, eval_size=cfg.eval_size, progress=False, method_name="model"
-            )
-        finally:
-            net.train(was_training)
-    else:
-        _, summary = evaluate(
-            dataset, resolve_method(method), out_dir, eval_size=cfg.eval_size, progress=False
+    was_training = net.training
+    label = "model" if method is None else method
+    fn = Harmonizer(net, device=device, precision="fp32") if method is None else None
+    try:
+        table = evaluate_methods(
+            dataset,
+            {label: fn if method is None else resolve_method(method)},
+            out_dir.parent,
+            folders={label: out_dir.name},
+            eval_size=cfg.eval_size,
+            progress=False,
         )
-    row = summary[summary["subset"] == "All"].iloc[0]
-    return {k: (int(row[k]) if k == "n" else float(row[k])) for k in _EVAL_FIELDS[2:]}
+    finally:
+        net.train(was_training)
+    row = table[table["subset"] == "All"].iloc[0]
+    return {k: (int(row[k]) if k == "n" else float(row[k])) for k in EVAL_FIELDS[2:]}
 
 
 class _Head:
@@ -287,6 +363,109 @@ class _Head:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ds, name)
+
+
+def check_resume(
+    ckpt_path: Path, cfg: TrainConfig, spec: SourceSpec, resume: bool
+) -> dict[str, Any] | None:
+    """The checkpoint to resume from (``None``: a fresh start), checked against ``cfg``.
+
+    Raises:
+        RharmInputError: a run is there but ``resume`` is off; the checkpoint was written
+            with another config (beyond :data:`RESUMABLE_CHANGES`) or other data.
+    """
+    if not ckpt_path.exists():
+        return None
+    if not resume:
+        raise RharmInputError(
+            f"{ckpt_path.parent.parent} already holds a run ({ckpt_path}); pass --resume to "
+            f"continue it or choose another --out"
+        )
+    ckpt = load_checkpoint(ckpt_path)
+    old = config_from_dict(ckpt["train_config"])
+    diff = [d for d in config_diff(old, cfg) if d not in RESUMABLE_CHANGES]
+    if diff:
+        raise RharmInputError(
+            f"{ckpt_path} was written with another config (fields {diff} differ); "
+            f"resume with the same config or choose another --out"
+        )
+    old_data = ckpt.get("provenance", {}).get("data")
+    if old_data is not None and old_data != spec.location:
+        raise RharmInputError(f"{ckpt_path} trained on {old_data!r}, not {spec.location!r}")
+    return ckpt
+
+
+def setup_device(
+    cfg: TrainConfig, device: str | torch.device | None
+) -> tuple[torch.device, ddp.DistInfo]:
+    """Resolve the device (``cuda:LOCAL_RANK`` under ``torchrun``), start DDP, seed, and on
+    CUDA let cuDNN pick its fastest kernels with TF32 for fp32 matrix products (unless
+    ``cfg.deterministic``)."""
+    dev0 = resolve_device(device)
+    info = ddp.init_distributed(dev0.type)
+    dev = resolve_device(device if info.world == 1 or dev0.type == "cpu" else None, info.local_rank)
+    if cfg.batch_size % info.world:
+        raise RharmInputError(
+            f"batch_size {cfg.batch_size} is not divisible by {info.world} processes"
+        )
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    if dev.type == "cuda" and not cfg.deterministic:
+        # fixed crop size: let cuDNN pick the fastest kernels; TF32 for any fp32 matmul left
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return dev, info
+
+
+def _evaluation_set(
+    run_dir: Path,
+    cfg: TrainConfig,
+    spec: SourceSpec,
+    eval_data: str | os.PathLike | None,
+    t: Trainee,
+    dev: torch.device,
+    ckpt: dict[str, Any] | None,
+    info: ddp.DistInfo,
+    log: RunLogger,
+) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """On the main process (``(None, {}, {})`` on the others): the test benchmark, the input
+    composite's metrics on it (the ``composite`` baseline; from the checkpoint when
+    resumed) and the run's provenance record. Writes the run's ``config.json``."""
+    if not info.is_main:
+        return None, {}, {}
+    evalset, desc = (None, "none") if str(eval_data) == "none" else eval_dataset(spec, eval_data)
+    write_json_atomic(
+        run_dir / "config.json",
+        {"train_config": config_to_dict(cfg), "data": spec.location, "eval_data": desc},
+    )
+    if ckpt is not None and ckpt.get("baseline"):
+        baseline = dict(ckpt["baseline"])
+    elif evalset is not None:
+        baseline = _run_eval(t.net, evalset, run_dir / "eval" / "composite", cfg, dev, "composite")
+        log.evaluation(0, "composite", baseline)
+    else:
+        baseline = {}
+    # computed once: git and package look-ups are too slow to repeat at every checkpoint
+    prov = provenance(dev, world_size=info.world, data=spec.location, eval_data=desc)
+    return evalset, baseline, prov
+
+
+def _save(path: Path, cfg: TrainConfig, step: int, src: TensorSource, t: Trainee, **rec) -> None:
+    """Checkpoint the run at ``step`` (``rec``: ``baseline``, ``metrics``, ``provenance``)."""
+    if not all(torch.isfinite(p).all() for p in t.net.parameters()):
+        raise TrainingDivergedError(f"non-finite weights after step {step}; stopped, {path} kept")
+    payload = {
+        "train_config": config_to_dict(cfg),
+        "seed": cfg.seed,
+        "step": step,
+        "epoch": step // src.steps_per_epoch,
+        "model": t.net.state_dict(),
+        "loss": t.loss.state_dict(),
+        "optimizer": t.opt.state_dict(),
+        "rng": capture_rng(),
+        **rec,
+    }
+    save_checkpoint(path, payload)
 
 
 def _finished(run_dir: Path, cfg: TrainConfig, spec: SourceSpec) -> TrainSummary | None:
@@ -344,258 +523,78 @@ def train(
             another config.
         TrainingDivergedError: a NaN/Inf loss; ``last.pt`` keeps the last finite state.
     """
-    run_dir = Path(out)
-    spec = resolve_data(data)
+    run_dir, spec = Path(out), resolve_data(data)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
-    if reuse:
-        done = _finished(run_dir, cfg, spec)
-        if done is not None:
-            return done
-    if ckpt_path.exists() and not resume:
-        raise RharmInputError(
-            f"{run_dir} already holds a run ({ckpt_path}); pass --resume to continue it or "
-            f"choose another --out"
-        )
-
-    dev0 = resolve_device(device)
-    info = ddp.init_distributed(dev0.type)
-    dev = resolve_device(device if info.world == 1 or dev0.type == "cpu" else None, info.local_rank)
-    if cfg.batch_size % info.world:
-        raise RharmInputError(
-            f"batch_size {cfg.batch_size} is not divisible by {info.world} processes"
-        )
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    if dev.type == "cuda" and not cfg.deterministic:
-        # fixed crop size: let cuDNN pick the fastest kernels; TF32 for any fp32 matmul left
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    ckpt = None
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        old = config_from_dict(ckpt["train_config"])
-        diff = [d for d in config_diff(old, cfg) if d not in RESUMABLE_CHANGES]
-        if diff:
-            raise RharmInputError(
-                f"{ckpt_path} was written with another config (fields {diff} differ); "
-                f"resume with the same config or choose another --out"
-            )
-        old_data = ckpt.get("provenance", {}).get("data")
-        if old_data is not None and old_data != spec.location:
-            raise RharmInputError(f"{ckpt_path} trained on {old_data!r}, not {spec.location!r}")
-
-    # --- model, loss, optimiser (same init on every rank: seeded before building) ---
-    torch.manual_seed(cfg.seed)
-    net = build_network(cfg.model)
-    loss_fn = build_loss(cfg.loss)
-    amp = amp_dtype(cfg, dev)
-    cl = uses_channels_last(cfg, dev)
-    net.to(dev)
-    loss_fn.to(dev)
-    if cl:
-        net.to(memory_format=torch.channels_last)
-    raw_net = net
-    params = list(net.parameters()) + list(loss_fn.parameters())
-    opt = torch.optim.AdamW(
-        params,
-        lr=cfg.lr,
-        betas=tuple(cfg.betas),
-        weight_decay=cfg.weight_decay,
-        fused=dev.type == "cuda",  # one kernel for the whole update on the GPU
-    )
-    start = 0
-    if ckpt is not None:
-        try:
-            raw_net.load_state_dict(ckpt["model"])
-            loss_fn.load_state_dict(ckpt["loss"])
-        except RuntimeError as exc:
-            raise RharmInputError(
-                f"{ckpt_path}: weights do not fit the config: {str(exc)[:300]}"
-            ) from None
-        opt.load_state_dict(ckpt["optimizer"])
-        restore_rng(ckpt["rng"])
-        start = int(ckpt["step"])
-    if cfg.compile:
-        net = torch.compile(net)
-    objective: nn.Module = Objective(net, loss_fn, amp)
-    if info.enabled:
-        objective = nn.parallel.DistributedDataParallel(
-            objective,
-            device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=True,  # the HCL MLPs get no gradient when HCL is skipped
-        )
-
-    # --- data ---
+    if reuse and (done := _finished(run_dir, cfg, spec)) is not None:
+        return done
+    ckpt = check_resume(ckpt_path, cfg, spec, resume)
+    dev, info = setup_device(cfg, device)
+    t = build_objective(cfg, dev, info, ckpt, ckpt_path)
     source = load_train_source(
-        spec,
-        photo_size=cfg.photo_size,
-        device=dev,
-        batch_size=cfg.batch_size // info.world,
-        crop_size=cfg.crop_size,
-        hflip=cfg.hflip,
-        families=cfg.families,
-        seed=cfg.seed,
-        rank=info.rank,
-        world=info.world,
-    )
+        spec, photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size // info.world,
+        crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
+        rank=info.rank, world=info.world,
+    )  # fmt: skip
     total = cfg.steps or cfg.epochs * source.steps_per_epoch
-    end = total if stop_after is None else min(total, start + stop_after)
-
-    # --- logs, evaluation set (rank 0) ---
-    log_csv, eval_csv = run_dir / "train_log.csv", run_dir / "eval.csv"
-    evalset, eval_desc = None, "none"
-    baseline: dict[str, float] = {}
-    final: dict[str, float] = {}
-    tb = None
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _rewrite_csv(log_csv, _LOG_FIELDS, start)
-        _rewrite_csv(eval_csv, _EVAL_FIELDS, start)
-        evalset, eval_desc = (
-            (None, "none") if str(eval_data) == "none" else eval_dataset(spec, eval_data)
-        )
-        write_json_atomic(
-            run_dir / "config.json",
-            {"train_config": config_to_dict(cfg), "data": spec.location, "eval_data": eval_desc},
-        )
-        if ckpt is not None and ckpt.get("baseline"):
-            baseline = dict(ckpt["baseline"])
-        elif evalset is not None:
-            baseline = _run_eval(
-                raw_net, evalset, run_dir / "eval" / "composite", cfg, dev, method="composite"
-            )
-            _append_csv(eval_csv, _EVAL_FIELDS, {"step": 0, "method": "composite", **baseline})
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                tb = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:
-                tb = None
-    if ckpt is not None:
-        final = dict(ckpt.get("metrics") or {})
-    ddp.barrier(info)
-
-    # computed once: git and package look-ups are too slow to repeat at every checkpoint
-    prov = (
-        provenance(dev, world_size=info.world, data=spec.location, eval_data=eval_desc)
-        if info.is_main
-        else {}
+    end = total if stop_after is None else min(total, t.start + stop_after)
+    log = RunLogger(
+        run_dir, t.start, total, main=info.is_main, progress=progress, tensorboard=cfg.tensorboard
     )
-
-    def save(step: int) -> None:
-        payload = {
-            "train_config": config_to_dict(cfg),
-            "seed": cfg.seed,
-            "step": step,
-            "epoch": step // source.steps_per_epoch,
-            "model": raw_net.state_dict(),
-            "loss": loss_fn.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": capture_rng(),
-            "baseline": baseline,
-            "metrics": final,
-            "provenance": prov,
-        }
-        save_checkpoint(ckpt_path, payload)
-
-    # --- loop ---
-    objective.train()
-    bar = _Progress(progress if info.is_main else False, total, start)
-    keys = ("total", "l1", "pixel", "hcl", "hcl_skipped")
-    sums = torch.zeros(len(keys), device=dev, dtype=torch.float64)
-    bad_step = torch.full((), -1, device=dev, dtype=torch.int64)
-    n_acc, t_last, t0, last_sync = 0, time.perf_counter(), time.perf_counter(), start
-    step = start
+    evalset, baseline, prov = _evaluation_set(
+        run_dir, cfg, spec, eval_data, t, dev, ckpt, info, log
+    )
+    final = dict(ckpt.get("metrics") or {}) if ckpt is not None else {}
+    ddp.barrier(info)
+    meter, step, t0 = LossMeter(dev), t.start, time.perf_counter()
     try:
         while step < end:
             lr = _lr_at(cfg, step, total)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            batch = source.batch(step)
-            comp, mask, target = batch[COMPOSITE], batch[MASK], batch[TARGET]
-            if cl:
-                comp, mask, target = (
-                    t.contiguous(memory_format=torch.channels_last) for t in (comp, mask, target)
-                )
             # the loss's own randomness (HCL patch locations): counter-based like the data
             g = torch.Generator(device=dev).manual_seed(step_seed(cfg.seed, info.rank, step, 2))
-            losses = objective(comp, mask, target, generator=g)
-            total_loss = losses["total"]
-            opt.zero_grad(set_to_none=True)
-            total_loss.backward()
-            opt.step()
-            vals = torch.stack(
-                [torch.as_tensor(losses[k], device=dev).detach().double().reshape(()) for k in keys]
-            )
-            sums += vals
-            bad_now = ~torch.isfinite(vals[:4]).all()
-            bad_step = torch.where(
-                (bad_step < 0) & bad_now, torch.full_like(bad_step, step), bad_step
-            )
-            n_acc += 1
+            meter.add(step, train_step(t, source.batch(step), lr, g))
             step += 1
-
-            # the same decisions on every rank (collectives below must match)
+            # the same decisions on every rank (the collectives below must match)
             eval_step = bool(cfg.eval_every and step % cfg.eval_every == 0) or step == total
-            do_eval = eval_step and info.is_main and evalset is not None
             do_ckpt = step % cfg.ckpt_every == 0 or step == end
             if step % cfg.log_every == 0 or eval_step or do_ckpt:
-                # synchronisation point: NaN check (all ranks agree), log row, maybe eval/ckpt
-                flag = ddp.all_reduce_max(bad_step, info)
-                if int(flag) >= 0:
-                    raise TrainingDivergedError(
-                        f"non-finite loss at step {int(flag)} (last means: "
-                        f"{dict(zip(keys, (sums / n_acc).tolist(), strict=True))}); stopped. "
-                        f"The last good checkpoint is kept: "
-                        f"{ckpt_path if ckpt_path.exists() else 'none written yet'}"
-                        + (
-                            f" (step {load_checkpoint(ckpt_path)['step']})"
-                            if ckpt_path.exists()
-                            else ""
-                        )
-                    )
-                means = dict(zip(keys, (sums / n_acc).tolist(), strict=True))
-                now = time.perf_counter()
-                ips = n_acc * cfg.batch_size / max(now - t_last, 1e-9)
-                row = {"step": step, "epoch": step // source.steps_per_epoch, "lr": lr, **means}
-                row.update(img_per_s=round(ips, 3), elapsed_s=round(now - t0, 3))
-                if info.is_main:
-                    _append_csv(log_csv, _LOG_FIELDS, row)
-                    if tb is not None:
-                        for k in keys:
-                            tb.add_scalar(f"loss/{k}", means[k], step)
-                        tb.add_scalar("img_per_s", ips, step)
-                    bar.update(step, step - last_sync, row)
-                last_sync, n_acc, t_last = step, 0, now
-                sums.zero_()
-                if do_eval:
+                means = meter.means(info, ckpt_path, cfg.batch_size)  # raises on NaN/Inf
+                log.losses(
+                    {"step": step, "epoch": step // source.steps_per_epoch, "lr": lr, **means,
+                     "img_per_s": round(means["img_per_s"], 3),
+                     "elapsed_s": round(time.perf_counter() - t0, 3)}
+                )  # fmt: skip
+                if eval_step and info.is_main and evalset is not None:
                     final = _run_eval(
-                        raw_net, evalset, run_dir / "eval" / f"step_{step:07d}", cfg, dev
+                        t.net, evalset, run_dir / "eval" / f"step_{step:07d}", cfg, dev
                     )
-                    _append_csv(eval_csv, _EVAL_FIELDS, {"step": step, "method": "model", **final})
-                    if tb is not None:
-                        for k, v in final.items():
-                            tb.add_scalar(f"eval/{k}", v, step)
-                    bar.write(
-                        f"eval step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
-                    )
-                    objective.train()
+                    log.evaluation(step, "model", final)
+                    t.objective.train()
                 if do_ckpt and info.is_main:
-                    if not all(torch.isfinite(p).all() for p in raw_net.parameters()):
-                        raise TrainingDivergedError(
-                            f"non-finite weights after step {step}; stopped, {ckpt_path} kept"
-                        )
-                    save(step)
+                    _save(ckpt_path, cfg, step, source, t, baseline=baseline, metrics=final,
+                          provenance=prov)  # fmt: skip
                 ddp.barrier(info)
-                t_last = time.perf_counter()
+                meter.restart_clock()
     finally:
-        bar.close()
-        if tb is not None:
-            tb.close()
+        log.close()
+    return _finish(run_dir, ckpt_path, cfg, spec, info, step, t.start, total,
+                   time.perf_counter() - t0, baseline, final, prov)  # fmt: skip
 
-    wall = time.perf_counter() - t0
+
+def _finish(
+    run_dir: Path,
+    ckpt_path: Path,
+    cfg: TrainConfig,
+    spec: SourceSpec,
+    info: ddp.DistInfo,
+    step: int,
+    start: int,
+    total: int,
+    wall: float,
+    baseline: dict[str, float],
+    final: dict[str, float],
+    prov: dict[str, Any],
+) -> TrainSummary:
+    """The call's :class:`TrainSummary`; a finished run also gets ``RUN/summary.json``."""
     done = step - start
     result = TrainSummary(
         run_dir=str(run_dir),
