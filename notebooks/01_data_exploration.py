@@ -20,14 +20,13 @@
 # (the paper's Tables II/III). Last, the patch inspector shows where the region-wise
 # contrastive loss samples its patches.
 #
-# Outputs: `figures/<profile>/fig01_*`, `results/<profile>/table01_*`.
+# Outputs: `figures/<profile>/benchmark_*`, `figures/<profile>/hcl_patch_inspector_untrained.png`,
+# `results/<profile>/benchmark_statistics.*`, `results/<profile>/table2_3_input_composite.*`.
 
 # %% tags=["parameters"]
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
@@ -37,7 +36,7 @@ from rharm_lib.evaluate import evaluate, resolve_method
 from rharm_lib.study import exploration, plots, reported, sources, tables
 from rharm_lib.study.session import in_study_run, start_session
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="01_data_exploration")
+ctx = start_session(profile, seed, device, notebook="01_data_exploration")
 P = ctx.profile
 print(P.note)
 
@@ -69,7 +68,7 @@ for subset, rows in stats.groupby("subset", sort=True):
         row_labels=[bench[int(i)]["name"] for i in picks],
         title=f"{subset}: {len(rows)} composites",
     )
-    plots.save_figure(fig, ctx.figures_dir, f"fig01_samples_{subset.lower()}", ctx.provenance())
+    plots.save_figure(fig, ctx.figures_dir, f"benchmark_samples_{subset.lower()}", ctx.provenance())
     plt.show()
 
 # %% [markdown]
@@ -92,14 +91,14 @@ axes[2].axhline(0, color="gray", lw=0.8)
 axes[2].set_ylabel("mean ΔL* over the foreground\n(composite − real)")
 fig.suptitle(f"{P.benchmark} benchmark: {len(stats)} composites")
 fig.tight_layout()
-plots.save_figure(fig, ctx.figures_dir, "fig01_distributions", ctx.provenance(), pdf=True)
+plots.save_figure(fig, ctx.figures_dir, "benchmark_distributions", ctx.provenance(), pdf=True)
 plt.show()
 
 summary_stats = exploration.summarize_statistics(stats)
 tables.write_table(
     summary_stats,
     ctx.results_dir,
-    "table01_benchmark_statistics",
+    "benchmark_statistics",
     ctx.provenance(benchmark=P.benchmark),
     title="Benchmark statistics per family (foreground area and appearance shift)",
     note="Means (and medians) over the composites of each family; `All` pools every composite. "
@@ -129,7 +128,7 @@ table = pd.concat([ours, rep], ignore_index=True)[
 tables.write_table(
     table,
     ctx.results_dir,
-    "table01_input_composite",
+    "table2_3_input_composite",
     ctx.provenance(benchmark=P.benchmark, reported_citation=reported.CITATION),
     title="Input composite: this benchmark (measured) vs iHarmony4 (reported, not reproduced)",
     note="Rows with source `reported, not reproduced` are the paper's published iHarmony4 numbers "
@@ -153,7 +152,7 @@ loss_cfg = sources.study_train_config(P).loss
 picks = [bench[int(i)] for i in stats.groupby("subset").head(2).index]
 inspector = PatchInspector(picks, harmonize=None, cfg=loss_cfg, k=P.inspector_k)
 plots.save_figure(
-    inspector.figure, ctx.figures_dir, "fig01_patch_inspector", ctx.provenance(k=P.inspector_k)
+    inspector.figure, ctx.figures_dir, "hcl_patch_inspector_untrained", ctx.provenance(k=P.inspector_k)
 )
 if in_study_run():  # executed copies keep a static picture (widget state is not saved)
     display(Image(inspector.image_out.value))

@@ -22,27 +22,24 @@
 # reproduced*. Then the training curves, a Fig. 4-style qualitative grid and the patch
 # inspector with the trained model.
 #
-# Outputs: `results/<profile>/table2_3_*`, `figures/<profile>/fig02_*`.
+# Outputs: `results/<profile>/table2_3_*`, `figures/<profile>/fig4_qualitative.png`,
+# `figures/<profile>/training_curves.*`, `figures/<profile>/hcl_patch_inspector_trained.png`.
 
 # %% tags=["parameters"]
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from rharm_lib.evaluate import evaluate, resolve_method
 from rharm_lib.metrics import PROTOCOL
-from rharm_lib.model import count_params
-from rharm_lib.study import exploration, plots, reported, sources, tables
+from rharm_lib.study import exploration, methods, plots, reported, sources, tables
 from rharm_lib.study.session import in_study_run, start_session
 from rharm_lib.train import train
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="02_training")
+ctx = start_session(profile, seed, device, notebook="02_training")
 P = ctx.profile
 print(P.note)
 
@@ -74,28 +71,9 @@ print(result)
 
 # %%
 bench = sources.benchmark_dataset(P.benchmark, limit=P.max_eval_images)
-methods = {
-    "input composite": resolve_method("composite"),
-    "Reinhard": resolve_method("reinhard"),
-    "histogram matching": resolve_method("histmatch"),
-    f"ours ({cfg.name} config)": resolve_method(
-        "checkpoint", checkpoint=result.checkpoint, device=ctx.device
-    ),
-}
-summaries = {}
-for label, method in methods.items():
-    slug = method.name if method.name != "checkpoint" else "model"
-    _, summaries[label] = evaluate(
-        bench,
-        method,
-        ctx.results_dir / "eval" / f"benchmark_{slug}",
-        eval_size=P.eval_size,
-        method_name=label,
-    )
-n_params = count_params(methods[f"ours ({cfg.name} config)"].fn.net)
-extra = {k: {"params_M": 0.0} for k in methods}
-extra[f"ours ({cfg.name} config)"] = {"params_M": n_params / 1e6}
-table = tables.combine_summaries(summaries, extra)
+model_label = f"ours ({cfg.name} config)"
+compared = methods.study_methods(result.checkpoint, ctx.device, model_label)
+table = methods.benchmark_table(bench, compared, ctx.results_dir, P.eval_size)
 tables.write_table(
     table,
     ctx.results_dir,
@@ -155,7 +133,7 @@ for (metric, label), ax in zip((("fmse", "fMSE"), ("psnr", "PSNR")), axes[1:], s
     ax.legend(fontsize=8)
 fig.tight_layout()
 plots.save_figure(
-    fig, ctx.figures_dir, "fig02_training_curves", ctx.provenance(run=str(run_dir)), pdf=True
+    fig, ctx.figures_dir, "training_curves", ctx.provenance(run=str(run_dir)), pdf=True
 )
 plt.show()
 
@@ -169,17 +147,17 @@ for i in picks:
     s = bench[i]
     rows.append(
         [plots.outline(s["composite"], s["mask"])]
-        + [m(s) for m in list(methods.values())[1:]]
+        + [m(s) for m in list(compared.values())[1:]]
         + [s["target"]]
     )
     labels.append(f"{s['subset']}: {s['name']}")
 fig = plots.image_grid(
     rows,
-    col_labels=["composite"] + list(methods)[1:] + ["real"],
+    col_labels=["composite"] + list(compared)[1:] + ["real"],
     row_labels=labels,
     title="Qualitative comparison",
 )
-plots.save_figure(fig, ctx.figures_dir, "fig02_qualitative", ctx.provenance(images=labels))
+plots.save_figure(fig, ctx.figures_dir, "fig4_qualitative", ctx.provenance(images=labels))
 plt.show()
 
 # %% [markdown]
@@ -195,13 +173,13 @@ from rharm_lib.study.inspector import PatchInspector, loss_from_checkpoint
 mlp, loss_cfg = loss_from_checkpoint(result.checkpoint)
 inspector = PatchInspector(
     [bench[i] for i in picks],
-    methods[f"ours ({cfg.name} config)"].fn,
+    compared[model_label].fn,
     mlp,
     loss_cfg,
     k=P.inspector_k,
 )
 plots.save_figure(
-    inspector.figure, ctx.figures_dir, "fig02_patch_inspector", ctx.provenance(k=P.inspector_k)
+    inspector.figure, ctx.figures_dir, "hcl_patch_inspector_trained", ctx.provenance(k=P.inspector_k)
 )
 if in_study_run():  # executed copies keep a static picture (widget state is not saved)
     display(Image(inspector.image_out.value))

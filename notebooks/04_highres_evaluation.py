@@ -21,26 +21,20 @@
 # appearance change (`rharm_lib/study/sources.py`). Every method runs at the image's own
 # resolution and metrics are computed there (no resizing to 256).
 #
-# Outputs: `results/<profile>/table4_highres.*`, `figures/<profile>/fig04_*`.
+# Outputs: `results/<profile>/table4_highres.*`, `figures/<profile>/table4_highres_*`.
 
 # %% tags=["parameters"]
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 
-from rharm_lib.evaluate import evaluate, resolve_method
-from rharm_lib.study import plots, sources, tables
+from rharm_lib.study import methods, plots, sources, tables
 from rharm_lib.study.session import start_session
 
-ctx = start_session(
-    profile, seed, device, figures_dir, results_dir, notebook="04_highres_evaluation"
-)
+ctx = start_session(profile, seed, device, notebook="04_highres_evaluation")
 P = ctx.profile
 print(P.note)
 checkpoint = sources.study_checkpoint(P)
@@ -51,49 +45,15 @@ checkpoint = sources.study_checkpoint(P)
 # %%
 photos = sources.highres_photos(P.highres_source, P.highres_count, seed=ctx.seed)
 print(f"{len(photos)} photos from {P.highres_source!r}: " + ", ".join(n for n, _, _ in photos))
-methods = {
-    "input composite": resolve_method("composite"),
-    "Reinhard": resolve_method("reinhard"),
-    "histogram matching": resolve_method("histmatch"),
-    "ours": resolve_method("checkpoint", checkpoint=checkpoint, device=ctx.device),
-}
+compared = methods.study_methods(checkpoint, ctx.device, "ours")
 
 # %% [markdown]
 # ## Evaluation at each resolution
 
 # %%
-rows = []
-examples = {}
-for size in P.highres_sizes:
-    samples = sources.highres_composites(photos, size, seed=ctx.seed)
-    examples[size] = samples[0]
-    for label, method in methods.items():
-        slug = method.name if method.name != "checkpoint" else "model"
-        _, summ = evaluate(
-            samples,
-            method,
-            ctx.results_dir / "eval" / f"highres_{size}_{slug}",
-            eval_size=None,
-            run_at_eval_size=False,
-            method_name=label,
-        )
-        all_row = summ[summ["subset"] == "All"].iloc[0]
-        rows.append(
-            {
-                "method": label,
-                "size": size,
-                "n": int(all_row["n"]),
-                "psnr": all_row["psnr"],
-                "fmse": all_row["fmse"],
-                "mse": all_row["mse"],
-            }
-        )
-long = pd.DataFrame(rows)
-table = long.pivot(index="method", columns="size", values="psnr").reindex(list(methods))
-table.columns = [f"PSNR@{c}" for c in table.columns]
-fmse = long.pivot(index="method", columns="size", values="fmse").reindex(list(methods))
-fmse.columns = [f"fMSE@{c}" for c in fmse.columns]
-table = pd.concat([table, fmse], axis=1).reset_index()
+long, table, examples = methods.highres_evaluation(
+    photos, P.highres_sizes, compared, ctx.results_dir, seed=ctx.seed
+)
 tables.write_table(
     table,
     ctx.results_dir,
@@ -124,7 +84,7 @@ for ax, name in zip(axes, ("PSNR (dB)", "fMSE"), strict=True):
     ax.set_ylabel(name)
 axes[0].legend(fontsize=8)
 fig.tight_layout()
-plots.save_figure(fig, ctx.figures_dir, "fig04_highres_psnr", ctx.provenance(), pdf=True)
+plots.save_figure(fig, ctx.figures_dir, "table4_highres_psnr", ctx.provenance(), pdf=True)
 plt.show()
 
 # %% [markdown]
@@ -132,12 +92,12 @@ plt.show()
 
 # %%
 s = examples[max(P.highres_sizes)]
-outs = [m(s) for m in list(methods.values())[1:]]
+outs = [m(s) for m in list(compared.values())[1:]]
 fig = plots.image_grid(
     [[plots.outline(s["composite"], s["mask"], width=3), *outs, s["target"]]],
-    col_labels=["composite", *list(methods)[1:], "real"],
+    col_labels=["composite", *list(compared)[1:], "real"],
     row_labels=[f"{s['name']} ({s['subset']})"],
     cell_inches=3.0,
 )
-plots.save_figure(fig, ctx.figures_dir, "fig04_highres_example", ctx.provenance(image=s["name"]))
+plots.save_figure(fig, ctx.figures_dir, "table4_highres_example", ctx.provenance(image=s["name"]))
 plt.show()

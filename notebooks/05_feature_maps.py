@@ -23,14 +23,12 @@
 # and how far the decoder's foreground channel means are from the encoder's background
 # ones before and after the fusion (`rharm_lib/study/features.py`).
 #
-# Outputs: `figures/<profile>/fig10_feature_maps.png`, `results/<profile>/table_fig10_feature_stats.*`.
+# Outputs: `figures/<profile>/fig10_feature_maps.png`, `results/<profile>/fig10_feature_stats.*`.
 
 # %% tags=["parameters"]
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
@@ -40,7 +38,7 @@ from rharm_lib.inference import load_network
 from rharm_lib.study import exploration, features, plots, sources, tables
 from rharm_lib.study.session import start_session
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="05_feature_maps")
+ctx = start_session(profile, seed, device, notebook="05_feature_maps")
 P = ctx.profile
 net, _ = load_network(sources.study_checkpoint(P))
 net = net.to(ctx.device).eval()
@@ -64,7 +62,7 @@ per_level.insert(1, "channels", stats.groupby("level")["channels"].first().to_nu
 tables.write_table(
     per_level,
     ctx.results_dir,
-    "table_fig10_feature_stats",
+    "fig10_feature_stats",
     ctx.provenance(images=[s["name"] for s in samples]),
     title="Fig. 10 analogue: encoder vs decoder background statistics per level (mean over images)",
     note="bg_mean_corr: correlation over channels of the background channel means of enc{i} and dec{i}_pre; "

@@ -19,14 +19,12 @@
 # one grid per source. When that folder is absent the notebook says so and shows benchmark
 # composites instead. Every method runs at the image's own resolution.
 #
-# Outputs: `figures/<profile>/fig05_06_real_<source>.png`.
+# Outputs: `figures/<profile>/fig5_6_real_<source>.png`.
 
 # %% tags=["parameters"]
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
@@ -35,7 +33,7 @@ from rharm_lib.evaluate import resolve_method
 from rharm_lib.study import exploration, plots, sources
 from rharm_lib.study.session import start_session
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="06_real_composites")
+ctx = start_session(profile, seed, device, notebook="06_real_composites")
 P = ctx.profile
 methods = {
     "Reinhard": resolve_method("reinhard"),
@@ -67,7 +65,7 @@ for source, samples in groups.items():
     plots.save_figure(
         fig,
         ctx.figures_dir,
-        f"fig05_06_real_{source}",
+        f"fig5_6_real_{source}",
         ctx.provenance(source=source, images=[s["name"] for s in samples], note=note),
     )
     plt.show()

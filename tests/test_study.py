@@ -34,8 +34,6 @@ PARAMS_CELL = """# %% tags=["parameters"]
 profile = "ci"
 seed = 0
 device = "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 """
 
 NB_OK = (
@@ -44,6 +42,8 @@ NB_OK = (
 # %%
 import json, os, pathlib
 from tqdm.auto import tqdm
+from rharm_lib.study.outputs import output_dirs
+figures_dir, results_dir = (str(d) for d in output_dirs(profile))
 pathlib.Path(results_dir).mkdir(parents=True, exist_ok=True)
 total = 0
 for i in tqdm(range(50), desc="loop"):
@@ -112,10 +112,12 @@ def test_runner_success_and_failure(tmp_path, test_profile):
     assert prov["status"] == "failed"
     assert [n["status"] for n in prov["notebooks"]] == ["ok", "failed"]
 
-    # parameters injected from the profile, cwd = root, plain-text progress bars
+    # parameters injected from the profile, output folders derived from it under the
+    # runner's root, cwd = root, plain-text progress bars
     seen = json.loads((tmp_path / "results/testprof/seen.json").read_text())
     assert seen["profile"] == "testprof" and seen["seed"] == test_profile.seed
-    assert seen["results_dir"] == "results/testprof" and seen["figures_dir"] == "figures/testprof"
+    assert Path(seen["results_dir"]) == tmp_path / "results/testprof"
+    assert Path(seen["figures_dir"]) == tmp_path / "figures/testprof"
     assert seen["device"] == "cpu" and seen["total"] == sum(range(50))
     assert Path(seen["cwd"]).resolve() == tmp_path.resolve()
     assert seen["notebook"] == "01_ok"

@@ -28,6 +28,7 @@ is built; pixels are read lazily in ``__getitem__`` (HAdobe5k originals reach 6,
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -289,6 +290,22 @@ class IHDDataset(Sequence):
             "name": it.name,
             "subset": it.subset,
         }
+
+    def select(self, indices: Sequence[int]) -> IHDDataset:
+        """The same dataset restricted to ``items[i]`` for ``i`` in ``indices`` (that order).
+
+        Raises:
+            RharmInputError: no index, or an index out of range.
+        """
+        idx = [int(i) for i in indices]
+        bad = [i for i in idx if not 0 <= i < len(self.items)]
+        if not idx or bad:
+            raise RharmInputError(
+                f"select({idx[:5]}): indices must be in [0, {len(self.items)}) and not empty"
+            )
+        out = copy.copy(self)
+        out.items = [self.items[i] for i in idx]
+        return out
 
     @property
     def paths(self) -> list[tuple[Path, Path, Path]]:

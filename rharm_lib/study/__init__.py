@@ -5,8 +5,10 @@ Submodules, one concept each (import them explicitly, e.g.
 
 - :mod:`.profiles`     :class:`StudyProfile` and the registry :data:`PROFILES` (``ci``, ``gpu``)
 - :mod:`.runner`       ``rharm study``: jupytext ``.py`` -> notebook -> papermill, provenance
+- :mod:`.outputs`      the output folders of a profile (``figures/<p>``, ``results/<p>``)
 - :mod:`.session`      what a notebook's first cell sets up (seed, device, output folders)
 - :mod:`.sources`      the study's data per profile (benchmark, training data, high-res, real)
+- :mod:`.methods`      the compared methods and the Tables II/III and IV evaluations
 - :mod:`.exploration`  benchmark statistics (foreground area, appearance shift)
 - :mod:`.features`     encoder/decoder feature statistics (Fig. 10 analogue)
 - :mod:`.reported`     the paper's published numbers, labelled "reported, not reproduced"
@@ -18,7 +20,9 @@ Submodules, one concept each (import them explicitly, e.g.
 __all__ = [
     "profiles",
     "runner",
+    "outputs",
     "session",
+    "methods",
     "sources",
     "exploration",
     "features",

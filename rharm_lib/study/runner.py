@@ -39,6 +39,7 @@ from ..device import resolve_device as _resolve_device
 from ..errors import RharmInputError
 from ..paths import REPO_ROOT
 from ..provenance import portable_paths, provenance, write_json_atomic
+from .outputs import ROOT_ENV, output_dirs
 from .profiles import StudyProfile
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[A-Za-z0-9_]+\.py$")
 
 #: the parameters every notebook's ``parameters`` cell declares and the runner injects
-PARAMETER_NAMES = ("profile", "seed", "device", "figures_dir", "results_dir")
+PARAMETER_NAMES = ("profile", "seed", "device")
 
 _STARTUP = """\
 # Written by rharm_lib.study.runner: console progress bars in executed notebooks.
@@ -180,14 +181,9 @@ def resolve_device(device: str) -> str:
 
 
 def notebook_parameters(profile: StudyProfile, device: str) -> dict[str, Any]:
-    """The papermill parameters of every notebook (paths relative to the repository root)."""
-    return {
-        "profile": profile.name,
-        "seed": profile.seed,
-        "device": device,
-        "figures_dir": f"figures/{profile.name}",
-        "results_dir": f"results/{profile.name}",
-    }
+    """The papermill parameters of every notebook (the output folders follow from the
+    profile: :func:`rharm_lib.study.session.output_dirs`)."""
+    return {"profile": profile.name, "seed": profile.seed, "device": device}
 
 
 @contextlib.contextmanager
@@ -356,9 +352,9 @@ def run_study(
     for nb in notebooks:  # fail early on a malformed notebook, before any kernel starts
         load_notebook(nb)
     params = notebook_parameters(profile, device)
-    results_dir = root / params["results_dir"]
+    _, results_dir = output_dirs(profile.name, root)
     executed_dir = results_dir / "executed"
-    env = {"RHARM_STUDY_PROFILE": profile.name}
+    env = {"RHARM_STUDY_PROFILE": profile.name, ROOT_ENV: str(root)}
     runs: list[NotebookRun] = []
     t0 = time.perf_counter()
     failure: StudyFailure | None = None

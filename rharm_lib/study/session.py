@@ -1,9 +1,15 @@
 """The notebook session: what a study notebook sets up in its first code cell.
 
-``ctx = start_session(profile, seed, device, figures_dir, results_dir)`` seeds
-everything (:func:`rharm_lib.seed.seed_everything`), resolves ``device="auto"``, creates
-the output folders and returns a frozen :class:`StudyContext` that the table and figure
-writers take for their provenance.
+``ctx = start_session(profile, seed, device, notebook=...)`` seeds everything
+(:func:`rharm_lib.seed.seed_everything`), resolves ``device="auto"``, creates the output
+folders and returns a frozen :class:`StudyContext` that the table and figure writers take
+for their provenance.
+
+Output folders come from the profile, never from the notebook: ``<root>/figures/<profile>``
+and ``<root>/results/<profile>`` (:func:`output_dirs`), where ``<root>`` is the folder
+``rharm study`` runs in (``$RHARM_STUDY_ROOT``, set by the runner) or else the repository
+root -- not the kernel's working directory, so a notebook run interactively from
+``notebooks/`` writes to the same place as ``rharm study``.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from typing import Any
 
 from ..provenance import provenance
 from ..seed import seed_everything
+from .outputs import output_dirs, study_root
 from .profiles import StudyProfile, get_profile
 from .runner import resolve_device
 
-__all__ = ["StudyContext", "start_session", "in_study_run"]
+__all__ = ["StudyContext", "start_session", "in_study_run", "output_dirs", "study_root"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +79,9 @@ def start_session(
         profile: a profile name (:data:`~rharm_lib.study.profiles.PROFILES`).
         seed: the seed.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        figures_dir: default ``figures/<profile>``.
-        results_dir: default ``results/<profile>``.
+        figures_dir: default ``figures/<profile>`` under :func:`study_root` (a relative
+            path is taken relative to :func:`study_root`, not to the working directory).
+        results_dir: default ``results/<profile>``, likewise.
         notebook: the notebook's stem; default ``$RHARM_STUDY_NOTEBOOK`` or ``"interactive"``.
     """
     prof: StudyProfile = get_profile(profile)
@@ -82,8 +90,9 @@ def start_session(
 
         torch.set_num_threads(prof.torch_threads)
     seed_everything(int(seed))
-    fig = Path(figures_dir or f"figures/{prof.name}")
-    res = Path(results_dir or f"results/{prof.name}")
+    fig, res = output_dirs(prof.name)
+    fig = study_root() / figures_dir if figures_dir is not None else fig
+    res = study_root() / results_dir if results_dir is not None else res
     fig.mkdir(parents=True, exist_ok=True)
     res.mkdir(parents=True, exist_ok=True)
     name = notebook or os.environ.get("RHARM_STUDY_NOTEBOOK", "interactive")

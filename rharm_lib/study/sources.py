@@ -8,8 +8,8 @@ the reader vocabulary ``{"composite","mask","target","name","subset"}`` (``targe
 Decisions:
 
 - *High-resolution composites* (Table IV analogue). Each photo is resized so its long side
-  is the evaluation size (PIL bicubic; the mask by the box filter then ``>= 0.5``, the rule
-  of :func:`rharm_lib.data.photos.resize_pair`), and the composite is synthesised *at that
+  is the evaluation size (PIL bicubic; the mask by the area rule then ``>= 0.5``, the rule
+  of :func:`rharm_lib.data.imageio.resize_mask`, also for the reference region), and the composite is synthesised *at that
   size* with a generator seeded per photo, so the 256, 512 and 1024 versions of one photo
   share the same appearance change and have a background bit-identical to the photo. The
   family cycles through :data:`~rharm_lib.data.synth.FAMILIES` over the photos; the
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..data.imageio import load_rgb
+from ..data.ihd import IHDDataset
+from ..data.imageio import load_rgb, resize_mask, resize_rgb
 from ..data.photos import load_photos
 from ..data.real import RealCompositeDataset
 from ..data.regions import region_mask
@@ -62,7 +62,7 @@ __all__ = [
 MASK_LONG_SIDE = 512
 
 
-def benchmark_dataset(kind: str, limit: int | None = None) -> Sequence[dict[str, Any]]:
+def benchmark_dataset(kind: str, limit: int | None = None) -> IHDDataset:
     """The profile's fixed test benchmark, the one the training engine evaluates on.
 
     Args:
@@ -73,7 +73,8 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> Sequence[dict[str,
         limit: keep ``limit`` samples spread evenly over the list (``None`` = all).
 
     Returns:
-        an :class:`~rharm_lib.data.ihd.IHDDataset` (or a list of its samples).
+        an :class:`~rharm_lib.data.ihd.IHDDataset` (with or without ``limit``: samples by
+        index, ``.items`` for the file records).
     """
 
     if kind not in ("builtin", "lalonde"):
@@ -82,7 +83,7 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> Sequence[dict[str,
     if limit is None or limit >= len(ds):
         return ds
     idx = np.linspace(0, len(ds) - 1, limit).round().astype(int)
-    return [ds[int(i)] for i in idx]
+    return ds.select(idx.tolist())
 
 
 def study_train_config(profile):
@@ -148,21 +149,18 @@ def train_source(kind: str) -> str:
 def resize_long_side(image: np.ndarray, mask: np.ndarray | None, long_side: int):
     """Resize so the long side is ``long_side`` (aspect kept, sides rounded).
 
-    The image with PIL bicubic; the mask with the box filter then ``>= 0.5`` (stays {0,1}).
+    The image with PIL bicubic, the mask by the area rule then ``>= 0.5`` (stays {0,1}):
+    :func:`rharm_lib.data.imageio.resize_rgb` / :func:`~rharm_lib.data.imageio.resize_mask`.
 
     Returns:
         ``(image (h,w,3) uint8, mask (h,w) uint8 or None)``.
     """
     h, w = image.shape[:2]
     s = long_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    if (size[1], size[0]) == (h, w):
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    if size == (h, w):
         return image, mask
-    im = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
-    if mask is None:
-        return im, None
-    m = Image.fromarray((mask > 0).astype(np.float32)).resize(size, Image.BOX)
-    return im, (np.asarray(m) >= 0.5).astype(np.uint8)
+    return resize_rgb(image, size), (None if mask is None else resize_mask(mask, size))
 
 
 def highres_photos(
@@ -241,20 +239,15 @@ def highres_composites(
     sized = []
     for name, img, mask in photos:
         im, _ = resize_long_side(img, None, long_side)
-        m = np.asarray(
-            Image.fromarray(mask.astype(np.float32)).resize((im.shape[1], im.shape[0]), Image.BOX)
-        )
-        sized.append((name, im, (m >= 0.5).astype(np.uint8)))
+        sized.append((name, im, resize_mask(mask, im.shape[:2])))
     samples = []
     for i, (name, im, m) in enumerate(sized):
         family = FAMILIES[i % len(FAMILIES)]
         _, rim, rm = sized[_reference_index(sized, i)]
-        size = (im.shape[1], im.shape[0])
         t = _float_image(im)
         mt = torch.from_numpy(m.astype(np.float32))[None, None]
-        r = _float_image(np.asarray(Image.fromarray(rim).resize(size, Image.BICUBIC)))
-        rmask = np.asarray(Image.fromarray(rm * 255).resize(size, Image.NEAREST)) > 127
-        rmt = torch.from_numpy(rmask.astype(np.float32))[None, None]
+        r = _float_image(resize_rgb(rim, im.shape[:2]))
+        rmt = torch.from_numpy(resize_mask(rm, im.shape[:2]).astype(np.float32))[None, None]
         if rmt.sum() == 0:  # a reference needs a region; fall back to the photo's own
             rmt = mt
         comp = synthesize(

@@ -1,0 +1,117 @@
+"""The study layer that notebooks 02 and 04 call: the benchmark with an image cap, the
+method tables, and output folders derived from the profile."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rharm_lib.checkpoint import save_checkpoint
+from rharm_lib.data.ihd import IHDDataset
+from rharm_lib.evaluate import evaluate, resolve_method
+from rharm_lib.model import CONFIGS, build_model, count_params
+from rharm_lib.paths import REPO_ROOT
+from rharm_lib.study import exploration, methods, sources
+from rharm_lib.study.outputs import ROOT_ENV, output_dirs
+from rharm_lib.study.runner import PARAMETER_NAMES, discover_notebooks, load_notebook
+from rharm_lib.study.session import start_session
+from rharm_lib.train.config import config_to_dict, get_config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    net = build_model(dataclasses.replace(CONFIGS["tiny"], copy_background=False))
+    with torch.no_grad():  # an untrained residual net returns its input; make it differ
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("ckpt") / "last.pt"
+    cfg = get_config("ci", model=net.cfg)
+    save_checkpoint(
+        path, {"train_config": config_to_dict(cfg), "step": 3, "model": net.state_dict()}
+    )
+    return path, count_params(net)
+
+
+def test_notebook_02_path_with_an_image_cap(tmp_path, checkpoint):
+    """What notebook 02 runs when the profile sets ``max_eval_images``."""
+    full = sources.benchmark_dataset("builtin")
+    bench = sources.benchmark_dataset("builtin", limit=3)
+    assert type(bench) is type(full) is IHDDataset  # one type, capped or not
+    want = np.linspace(0, len(full) - 1, 3).round().astype(int)
+    assert [it.name for it in bench.items] == [full.items[i].name for i in want]
+    assert bench[1]["name"] == full[int(want[1])]["name"] and len(bench) == 3
+    picks = exploration.spread_indices([it.subset for it in bench.items], 2)
+    assert len(picks) == 2
+
+    ckpt, n_params = checkpoint
+    compared = methods.study_methods(ckpt, "cpu", "ours (ci config)")
+    table = methods.benchmark_table(bench, compared, tmp_path, eval_size=32)
+    assert list(dict.fromkeys(table["method"])) == list(compared)
+    all_rows = table[table["subset"] == "All"].set_index("method")
+    assert (all_rows["n"] == 3).all()
+    assert all_rows.loc["ours (ci config)", "params_M"] == pytest.approx(n_params / 1e6)
+    assert (all_rows.drop(index="ours (ci config)")["params_M"] == 0).all()
+    # the same numbers as evaluating one method directly
+    _, direct = evaluate(bench, resolve_method("reinhard"), tmp_path / "direct", eval_size=32)
+    got = table[table["method"] == "Reinhard"].drop(columns=["method", "params_M"])
+    np.testing.assert_allclose(
+        got[["mse", "psnr", "fmse"]].to_numpy(float),
+        direct[["mse", "psnr", "fmse"]].to_numpy(float),
+    )
+    assert (tmp_path / "eval" / "benchmark_model" / "summary.csv").is_file()
+    assert (tmp_path / "eval" / "benchmark_histmatch" / "summary.csv").is_file()
+    # the model is not the identity: its row differs from the input composite's
+    assert all_rows.loc["ours (ci config)", "mse"] != all_rows.loc["input composite", "mse"]
+
+
+def test_benchmark_cap_validation():
+    ds = sources.benchmark_dataset("builtin")
+    with pytest.raises(Exception, match="indices must be in"):
+        ds.select([len(ds)])
+
+
+def test_highres_table(tmp_path, checkpoint):
+    rng = np.random.default_rng(0)
+    photos = []
+    for k in range(2):
+        img = rng.integers(0, 256, (40, 60, 3), np.uint8)
+        mask = np.zeros((40, 60), np.uint8)
+        mask[10:30, 15 + 5 * k : 45] = 1
+        photos.append((f"p{k}", img, mask))
+    compared = methods.study_methods(checkpoint[0], "cpu")
+    long, table, examples = methods.highres_evaluation(photos, (24, 48), compared, tmp_path)
+    assert len(long) == 4 * 2 and set(long["size"]) == {24, 48}
+    assert list(table["method"]) == list(compared)
+    assert list(table.columns) == ["method", "PSNR@24", "PSNR@48", "fMSE@24", "fMSE@48"]
+    row = long[(long["method"] == "Reinhard") & (long["size"] == 48)].iloc[0]
+    assert table.set_index("method").loc["Reinhard", "PSNR@48"] == row["psnr"]
+    assert examples[48]["composite"].shape == (32, 48, 3)
+    assert (tmp_path / "eval" / "highres_24_model" / "summary.csv").is_file()
+
+
+def test_output_dirs_follow_the_profile_not_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    assert output_dirs("gpu") == (REPO_ROOT / "figures" / "gpu", REPO_ROOT / "results" / "gpu")
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path / "root"))
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # as a kernel started from notebooks/
+    ctx = start_session("ci", 0, "cpu", notebook="t")
+    assert ctx.figures_dir == tmp_path / "root" / "figures" / "ci" and ctx.figures_dir.is_dir()
+    assert ctx.results_dir == tmp_path / "root" / "results" / "ci"
+    assert not (tmp_path / "notebooks" / "figures").exists()
+
+
+def test_parameters_cells_hold_no_output_paths():
+    for path in discover_notebooks(REPO_ROOT / "notebooks"):
+        nb = load_notebook(path)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        declared = {
+            t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for t in node.targets
+        }  # fmt: skip
+        assert declared == set(PARAMETER_NAMES), (path.name, declared)
