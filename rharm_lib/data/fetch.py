@@ -45,6 +45,7 @@ from PIL import Image
 
 from ..errors import RharmInputError
 from ..paths import cache_root
+from .imageio import decode_rgb
 
 __all__ = [
     "LALONDE_URL",
@@ -207,11 +208,7 @@ def convert_lalonde(archive: str | os.PathLike, out: str | os.PathLike) -> Path:
                 for m in (img_m, mask_m):
                     if m not in members:
                         raise RharmInputError(f"{archive}: {a} refers to missing {m}")
-                try:
-                    with Image.open(io.BytesIO(zf.read(img_m))) as im:
-                        image = np.asarray(im.convert("RGB"))
-                except OSError as exc:
-                    raise RharmInputError(f"{archive}: cannot decode {img_m}: {exc}") from exc
+                image = decode_rgb(zf.read(img_m), f"{archive}: {img_m}")
                 mask = _load_objmask(zf.read(mask_m), mask_m)
                 if mask.shape != image.shape[:2]:
                     raise RharmInputError(
