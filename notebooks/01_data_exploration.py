@@ -132,7 +132,7 @@ tables.write_table(
     ctx.provenance(benchmark=P.benchmark, reported_citation=reported.CITATION),
     title="Input composite: this benchmark (measured) vs iHarmony4 (reported, not reproduced)",
     note="Rows with source `reported, not reproduced` are the paper's published iHarmony4 numbers "
-    f"({reported.CITATION}); they are not computed here. n/a = not transcribed.",
+    f"({reported.CITATION}); they are not computed here. n/a = not in the paper.",
 )
 table
 

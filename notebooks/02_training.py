@@ -98,14 +98,16 @@ table
 
 # %%
 rep = reported.reported_table()
-rep["params_M"] = [float("nan")] * (len(rep) - 1) + [reported.REPORTED_PARAMS_M]
 tables.write_table(
     rep,
     ctx.results_dir,
     "table2_3_reported_iharmony4",
     ctx.provenance(citation=reported.CITATION),
     title="Reported, not reproduced: the paper's iHarmony4 results",
-    note=f"Source: {reported.CITATION}. n/a = not transcribed (see rharm_lib/study/reported.py).",
+    note=f"Source: {reported.CITATION}. n/a = not in the paper; fSSIM in [0,1] (the paper prints percent).",
+)
+reported.write_reported_blocks(
+    ctx.results_dir, ctx.provenance(citation=reported.CITATION), ("VI", "VII", "checks")
 )
 rep
 

@@ -31,7 +31,7 @@ device = "auto"  # "cuda" when available, else "cpu"
 # %%
 import matplotlib.pyplot as plt
 
-from rharm_lib.study import methods, plots, sources, tables
+from rharm_lib.study import methods, plots, reported, sources, tables
 from rharm_lib.study.session import start_session
 
 ctx = start_session(profile, seed, device, notebook="04_highres_evaluation")
@@ -70,6 +70,7 @@ tables.write_table(
     )
     + "; methods and metrics at the image's own resolution.",
 )
+reported.write_reported_blocks(ctx.results_dir, ctx.provenance(citation=reported.CITATION), ("IV",))
 table
 
 # %%
