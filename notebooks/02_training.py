@@ -44,52 +44,66 @@ P = ctx.profile
 print(P.note)
 
 # %% [markdown]
-# ## Train (or reuse a finished run of the same config)
+# ## Train (or reuse finished runs of the same config), one run per seed
+# A finished run is reused; an unfinished one resumes. Runs can be trained ahead, e.g. in
+# the background: `rharm study --profile <profile> --train-seed <seed>`.
 
 # %%
 cfg = sources.study_train_config(P)
-run_dir = sources.study_run_dir(P)
-print(
-    f"config {cfg.name}: {cfg.steps} steps, batch {cfg.batch_size}, crops {cfg.crop_size}², run {run_dir}"
+print(f"config {cfg.name}: {cfg.steps} steps, batch {cfg.batch_size}, crops {cfg.crop_size}², seeds {list(P.seeds)}")
+runs = {}
+for s in P.seeds:
+    print(f"seed {s}: {sources.study_run_dir(P, s)}")
+    runs[s] = sources.train_study_run(P, s, ctx.device, progress=True)
+result, run_dir = runs[P.seeds[0]], sources.study_run_dir(P, P.seeds[0])
+pd.DataFrame(
+    [{"seed": s, "steps": r.steps, "wall_min": round(r.wall_s / 60, 1), "reused": r.reused} for s, r in runs.items()]
 )
-result = train(
-    cfg,
-    sources.train_source(P.train_source),
-    run_dir,
-    resume=True,
-    reuse=True,
-    device=ctx.device,
-    progress=True,
-)
-print(result)
 
 # %% [markdown]
 # ## Table II/III analogue on the benchmark
 # Conventions (README, "Evaluation protocol"): every image resized to 256² before the method runs
 # (the iHarmony4 convention), MSE over H·W·3 on 0–255, PSNR per image then averaged, fMSE
-# and fSSIM over the foreground, `All` = image-weighted mean over every composite.
+# and fSSIM over the foreground, `All` = image-weighted mean over every composite. The
+# model's pooled row is the mean over seeds with the sample sd and a 95 % t interval over
+# seeds (`*_ci_lo`, `*_ci_hi`); each seed's rows are listed too.
 
 # %%
 bench = sources.benchmark_dataset(P.benchmark, limit=P.max_eval_images)
 model_label = f"ours ({cfg.name} config)"
-compared = methods.study_methods(result.checkpoint, ctx.device, model_label)
-table = methods.benchmark_table(bench, compared, ctx.results_dir, P.eval_size)
+table, paired, compared = methods.seeded_benchmark(
+    bench, {s: r.checkpoint for s, r in runs.items()}, ctx.device, model_label, ctx.results_dir, P.eval_size
+)
 tables.write_table(
     table,
     ctx.results_dir,
     "table2_3_benchmark",
     ctx.provenance(
         benchmark=P.benchmark,
+        benchmark_version=sources.benchmark_version(P.benchmark),
         protocol=PROTOCOL,
-        checkpoint=str(result.checkpoint),
+        checkpoints={s: str(r.checkpoint) for s, r in runs.items()},
         steps=result.steps,
     ),
-    title=f"Table II/III analogue: the {P.benchmark} benchmark (measured)",
+    title=f"Table II/III analogue: the {P.benchmark} benchmark (measured), {len(runs)} seed(s)",
     note=f"{P.note}. Metrics at {P.eval_size}² by the paper's conventions (README, Evaluation protocol); "
-    "params_M: learned parameters in millions (0 for the classical baselines).",
+    "params_M: learned parameters in millions (0 for the classical baselines); "
+    "`*_sd`: sample sd over seeds; `*_ci_lo`/`*_ci_hi`: 95 % t interval over seeds (NaN with one seed).",
     digits={"params_M": 3},
 )
-table
+tables.write_table(
+    paired,
+    ctx.results_dir,
+    "table2_3_paired_tests",
+    ctx.provenance(benchmark=P.benchmark, seeds=list(runs)),
+    title=f"{model_label} vs each baseline, image by image on the same {P.benchmark} composites",
+    note="diff = mean over images of (model − baseline), the model taken as its per-image mean over seeds; "
+    "ci: 95 % paired BCa bootstrap over images (scipy.stats.bootstrap); wilcoxon_p: two-sided "
+    "signed-rank (scipy.stats.wilcoxon); a_better: share of images where the model is strictly better.",
+    digits=4,
+)
+cols = ["method", "subset", "n", "mse", "psnr", "fmse", "ssim", "fssim", "params_M"]
+table[table["subset"] == "All"][[c for c in cols if c in table]]
 
 # %% [markdown]
 # ### Reported, not reproduced: the paper's iHarmony4 numbers
@@ -116,7 +130,12 @@ rep
 
 # %%
 log = pd.read_csv(run_dir / "train_log.csv")
-ev = pd.read_csv(run_dir / "eval.csv").rename(columns=str.lower)
+ev = pd.concat(
+    [
+        pd.read_csv(sources.study_run_dir(P, s) / "eval.csv").rename(columns=str.lower).assign(seed=s)
+        for s in runs
+    ]
+)
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
 for col in ("total", "l1", "pixel", "hcl"):
     axes[0].plot(log["step"], log[col], label=col)
@@ -125,11 +144,11 @@ axes[0].set_xlabel("step")
 axes[0].set_title("training losses (eq. 13 terms)")
 axes[0].legend(fontsize=8)
 for (metric, label), ax in zip((("fmse", "fMSE"), ("psnr", "PSNR")), axes[1:], strict=True):
-    for method, rows in ev.groupby("method"):
-        if len(rows) == 1:
-            ax.axhline(rows[metric].iloc[0], ls="--", color="gray", label=method)
-        else:
-            ax.plot(rows["step"], rows[metric], "o-", label=method)
+    base = ev[(ev["method"] != "model") & (ev["seed"] == P.seeds[0])]
+    for method, rows in base.groupby("method"):
+        ax.axhline(rows[metric].iloc[0], ls="--", color="gray", label=method)
+    for s, rows in ev[ev["method"] == "model"].groupby("seed"):
+        ax.plot(rows["step"], rows[metric], "o-", label=f"model, seed {s}")
     ax.set_xlabel("step")
     ax.set_title(f"{label} on the benchmark during training (at {cfg.eval_size}²)")
     ax.legend(fontsize=8)

@@ -193,8 +193,9 @@ def test_cli_bad_input(capsys):
 
 
 def test_profiles():
-    assert set(PROFILES) == {"ci", "gpu"}
-    ci, gpu = PROFILES["ci"], PROFILES["gpu"]
+    assert set(PROFILES) == {"ci", "cpu", "gpu"}
+    ci, gpu, cpu = PROFILES["ci"], PROFILES["gpu"], PROFILES["cpu"]
+    assert cpu.train_config == "cpu" and cpu.benchmark == "lalonde" and len(cpu.seeds) == 3
     assert ci.device == "cpu" and ci.train_source == "builtin" and ci.train_config == "ci"
     assert ci.estimated_minutes <= 10
     assert gpu.train_config == "paper" and gpu.train_source == "lalonde"
@@ -204,7 +205,7 @@ def test_profiles():
         json.dumps(p.to_dict())
         with pytest.raises(dataclasses.FrozenInstanceError):
             p.seed = 1  # type: ignore[misc]
-    with pytest.raises(RharmInputError, match="known profiles: ci, gpu"):
+    with pytest.raises(RharmInputError, match="known profiles: ci, cpu, gpu"):
         get_profile("fast")
 
 

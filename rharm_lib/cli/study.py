@@ -1,7 +1,9 @@
-"""``rharm study --profile {ci,gpu} [--only NN[,NN]]``: run the study's notebooks.
+"""``rharm study --profile P [--only NN[,NN]] [--check]``: run the study's notebooks.
 
-Exit status: 0 when every notebook ran, 1 when a notebook failed (the message names the
-notebook, the cell and its line; the executed copy with the traceback is kept), 2 for a
+Exit status: 0 when every notebook ran (and, with ``--check``, every regenerated table
+agrees with the committed one), 1 when a notebook failed (the message names the notebook,
+the cell and its line; the executed copy with the traceback is kept) or the check found
+drifts (printed as a table on stdout), 2 for a
 user error (unknown profile or notebook, a GPU profile without a GPU).
 """
 
@@ -10,8 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..paths import REPO_ROOT
+from ..study import check
+from ..study.outputs import output_dirs
 from ..study.profiles import PROFILES, get_profile
 from ..study.runner import StudyFailure, run_study
+from ..study.sources import train_study_run
 
 __all__ = ["register", "run"]
 
@@ -33,6 +39,21 @@ def register(subparsers) -> None:
         help="run only these notebooks (number or stem; repeat or comma-separate)",
     )
     p.add_argument("--quiet", action="store_true", help="do not echo the notebooks' outputs")
+    p.add_argument(
+        "--train-seed",
+        action="append",
+        type=int,
+        metavar="SEED",
+        help="only train (resume, or reuse when finished) the profile's training run of this "
+        "seed, then exit; notebook 02 reuses it (repeatable; for background runs)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare every regenerated table with the committed one; exit 1 with a table of "
+        "what moved (deterministic rows: relative 1e-6; trained-model rows: the profile's "
+        "check_rtol)",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,9 +61,28 @@ def run(args: argparse.Namespace) -> int:
 
     only = [x for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    profile = get_profile(args.profile)
+    if args.train_seed:
+        for seed in args.train_seed:
+            summary = train_study_run(profile, seed, device=profile.device, progress=None)
+            log(f"rharm study [{profile.name}]: seed {seed} trained: {summary.checkpoint}")
+        return 0
+    results_dir = output_dirs(profile.name, REPO_ROOT)[1]
+    before = check.snapshot(results_dir) if args.check else None
     try:
-        run_study(get_profile(args.profile), only=only, stream=not args.quiet, log=log)
+        run_study(profile, only=only, stream=not args.quiet, log=log)
     except StudyFailure as exc:
         print(f"rharm: study failed: {exc}", file=sys.stderr)
         return 1
+    if before is not None:
+        drifts = check.compare(before, results_dir, profile.check_rtol, only_rewritten=bool(only))
+        if drifts:
+            print(check.drift_table(drifts))
+            print(
+                f"rharm: study check failed: {len(drifts)} cell(s) moved beyond tolerance "
+                f"(committed vs regenerated tables of {results_dir})",
+                file=sys.stderr,
+            )
+            return 1
+        log(f"rharm study [{profile.name}]: check passed ({len(before)} committed tables agree)")
     return 0

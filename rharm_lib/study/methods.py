@@ -17,9 +17,16 @@ import numpy as np
 import pandas as pd
 
 from ..evaluate import SampleMethod, evaluate_methods, resolve_method
+from . import stats
 from .sources import highres_composites
 
-__all__ = ["BASELINE_LABELS", "study_methods", "benchmark_table", "highres_evaluation"]
+__all__ = [
+    "BASELINE_LABELS",
+    "study_methods",
+    "benchmark_table",
+    "seeded_benchmark",
+    "highres_evaluation",
+]
 
 #: table label -> registry name of the classical baselines, in table order
 BASELINE_LABELS = {
@@ -58,6 +65,62 @@ def benchmark_table(
     return evaluate_methods(
         dataset, methods, Path(results_dir) / "eval", prefix="benchmark_", eval_size=eval_size
     )
+
+
+def seeded_benchmark(
+    dataset: Sequence[Mapping[str, Any]],
+    checkpoints: Mapping[int, str | os.PathLike],
+    device: str,
+    model_label: str,
+    results_dir: str | os.PathLike,
+    eval_size: int | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, SampleMethod]]:
+    """The Tables II/III analogue with a model trained with several seeds.
+
+    Every baseline of :data:`BASELINE_LABELS` and each seed's network are evaluated on
+    ``dataset`` (folders ``<results_dir>/eval/benchmark_<name>``, the seeds'
+    ``benchmark_model_seed<s>``); the seeds are pooled by
+    :func:`rharm_lib.study.stats.aggregate_seeds` (mean, sd, 95 % t interval over seeds),
+    and the model (its per-image mean over seeds) is compared with each baseline image by
+    image (:func:`rharm_lib.study.stats.paired_comparison`).
+
+    Returns:
+        ``(table, paired, methods)``: ``table`` holds the baselines' rows, one row set per
+        seed (``"<model_label> seed <s>"``) and the pooled rows (``model_label``, with
+        ``*_sd``/``*_ci_lo``/``*_ci_hi`` columns); ``paired`` the per-image comparisons;
+        ``methods`` label -> method (baselines, then the first seed's network as
+        ``model_label``) for figures.
+    """
+    base = {label: resolve_method(name) for label, name in BASELINE_LABELS.items()}
+    seed_labels = {s: f"{model_label} seed {s}" for s in checkpoints}
+    nets = {
+        seed_labels[s]: resolve_method("checkpoint", checkpoint=str(ck), device=device)
+        for s, ck in checkpoints.items()
+    }
+    folders = {seed_labels[s]: f"model_seed{s}" for s in checkpoints}
+    eval_dir = Path(results_dir) / "eval"
+    table = evaluate_methods(
+        dataset,
+        {**base, **nets},
+        eval_dir,
+        prefix="benchmark_",
+        folders=folders,
+        eval_size=eval_size,
+    )
+    pooled = stats.aggregate_seeds(table, seed_labels, model_label)
+    table = pd.concat([table, pooled], ignore_index=True)
+    model = stats.per_image([eval_dir / f"benchmark_{f}" for f in folders.values()])
+    paired = pd.concat(
+        [
+            stats.paired_comparison(
+                model, stats.per_image([eval_dir / f"benchmark_{name}"]), model_label, label
+            )
+            for label, name in BASELINE_LABELS.items()
+        ],
+        ignore_index=True,
+    )
+    first = next(iter(nets.values()))
+    return table, paired, {**base, model_label: first}
 
 
 def highres_evaluation(

@@ -67,6 +67,11 @@ class StudyProfile:
         measured: whether ``estimated_minutes`` was checked by a real run on the target
             machine (``False`` marks an estimate that was never run).
         note: one line shown in every table's provenance.
+        seeds: training seeds of notebook 02 (one finished run each, reused when present);
+            the Table II/III analogue reports the model's mean ± sd over them.
+        check_rtol: relative tolerance of trained-model rows in ``rharm study --check``,
+            derived from the measured seed-to-seed spread of this profile (``docs/study.md``);
+            rows without training are always checked to 1e-6.
     """
 
     name: str
@@ -94,11 +99,14 @@ class StudyProfile:
     estimated_minutes: float
     measured: bool
     note: str
+    seeds: tuple[int, ...] = (0,)
+    check_rtol: float = 0.25
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["highres_sizes"] = list(self.highres_sizes)
+        d["seeds"] = list(self.seeds)
         return d
 
 
@@ -135,6 +143,40 @@ PROFILES: dict[str, StudyProfile] = {
         measured=True,
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
+    ),
+    # The CPU-scale study of the method (docs/training.md, "The cpu config"): the paper's
+    # network at the cpu width trained on the 1,599 lalonde training photos, 3 seeds, each
+    # a finished run reused by notebook 02 (train ahead: rharm study --profile cpu
+    # --train-seed S). Evaluated on the full lalonde test benchmark at 256^2.
+    "cpu": StudyProfile(
+        name="cpu",
+        device="cpu",
+        torch_threads=None,
+        seed=0,
+        train_config="cpu",
+        train_source="lalonde",
+        benchmark="lalonde",
+        train_steps=2000,
+        batch_size=8,
+        photo_size=None,
+        crop_size=None,
+        eval_every=500,
+        train_eval_images=300,
+        eval_size=256,
+        max_eval_images=None,
+        highres_source="highres",
+        highres_count=12,
+        highres_sizes=(256, 512, 1024),
+        real_per_source=6,
+        grid_images=8,
+        feature_images=4,
+        inspector_k=64,
+        estimated_minutes=30.0,
+        measured=False,
+        note="cpu profile: the paper's network at the cpu width, trained on the lalonde "
+        "photos on 2 CPU cores; evaluated on the lalonde test benchmark",
+        seeds=(0, 1, 2),
+        check_rtol=0.25,
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
     # the session that wrote it). Training: 1,500 steps x 64 images = 96k composites of the

@@ -25,6 +25,8 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.benchmark import BENCHMARK_VERSION
 from ..data.ihd import IHDDataset
 from ..data.imageio import load_rgb, resize_mask, resize_rgb
 from ..data.photos import load_photos
@@ -42,15 +45,17 @@ from ..data.synth import FAMILIES, synthesize
 from ..errors import RharmInputError
 from ..paths import REPO_ROOT, data_root
 from ..seed import make_generator
-from ..train import config_to_dict, get_config
+from ..train import config_to_dict, get_config, train
 from ..train.sources import eval_dataset
 
 __all__ = [
     "MASK_LONG_SIDE",
     "benchmark_dataset",
+    "benchmark_version",
     "study_train_config",
     "study_run_dir",
     "study_checkpoint",
+    "train_study_run",
     "train_source",
     "resize_long_side",
     "highres_photos",
@@ -86,11 +91,19 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> IHDDataset:
     return ds.select(idx.tolist())
 
 
-def study_train_config(profile):
+def benchmark_version(kind: str) -> int:
+    """The sampler version of the profile's benchmark (``BENCHMARK_VERSION`` of
+    :mod:`rharm_lib.data.benchmark`; a changed sampler builds, caches and names a new one)."""
+    if kind not in ("builtin", "lalonde"):
+        raise RharmInputError(f"unknown benchmark {kind!r}; expected 'builtin' or 'lalonde'")
+    return BENCHMARK_VERSION
+
+
+def study_train_config(profile, seed: int | None = None):
     """The :class:`~rharm_lib.train.TrainConfig` of a profile's training notebook.
 
-    The profile's training config (``ci``/``paper``) with its steps, batch size, sizes,
-    evaluation interval and size, and seed.
+    The profile's training config (``ci``/``cpu``/``paper``) with its steps, batch size,
+    sizes, evaluation interval and size, and ``seed`` (default: the profile's first seed).
     """
 
     return get_config(
@@ -101,24 +114,21 @@ def study_train_config(profile):
         crop_size=profile.crop_size,
         eval_every=profile.eval_every,
         eval_max_images=profile.train_eval_images,
-        seed=profile.seed,
+        seed=profile.seeds[0] if seed is None else seed,
     )
 
 
-def study_run_dir(profile) -> Path:
-    """The training run of a profile: ``<repo>/runs/study-<profile>-<hash>`` (git-ignored).
+def study_run_dir(profile, seed: int | None = None) -> Path:
+    """The training run of a profile and seed: ``<repo>/runs/study-<profile>-<hash>``
+    (git-ignored).
 
-    ``<hash>`` (12 hex digits) hashes the training config and the data source, so a changed
-    profile trains anew in a new folder while an unchanged one reuses its finished run.
+    ``<hash>`` (12 hex digits) hashes the training config (seed included) and the kind of
+    data source (``builtin``/``lalonde``, not its path, so a clone elsewhere finds the same
+    folder name), so a changed profile trains anew in a new folder while an unchanged one
+    reuses its finished run.
     """
-    import hashlib
-    import json
-
     key = json.dumps(
-        {
-            "config": config_to_dict(study_train_config(profile)),
-            "data": train_source(profile.train_source),
-        },
+        {"config": config_to_dict(study_train_config(profile, seed)), "data": profile.train_source},
         sort_keys=True,
         default=str,
     )
@@ -126,9 +136,9 @@ def study_run_dir(profile) -> Path:
     return REPO_ROOT / "runs" / f"study-{profile.name}-{digest}"
 
 
-def study_checkpoint(profile) -> Path:
+def study_checkpoint(profile, seed: int | None = None) -> Path:
     """The checkpoint notebook 02 trained; :class:`RharmInputError` if it is missing."""
-    run = study_run_dir(profile)
+    run = study_run_dir(profile, seed)
     ckpt = run / "checkpoints" / "last.pt"
     if not (run / "summary.json").is_file() or not ckpt.is_file():
         raise RharmInputError(
@@ -136,6 +146,26 @@ def study_checkpoint(profile) -> Path:
             f"rharm study --profile {profile.name} --only 02"
         )
     return ckpt
+
+
+def train_study_run(profile, seed: int, device: str = "auto", progress: bool | None = None):
+    """Train (or resume, or reuse when finished) the study run of ``profile`` and ``seed``.
+
+    What notebook 02 calls for each of the profile's seeds, and what
+    ``rharm study --profile P --train-seed S`` runs on its own (e.g. in the background).
+
+    Returns:
+        the :class:`~rharm_lib.train.TrainSummary`.
+    """
+    return train(
+        study_train_config(profile, seed),
+        train_source(profile.train_source),
+        study_run_dir(profile, seed),
+        resume=True,
+        reuse=True,
+        device=device,
+        progress=progress,
+    )
 
 
 def train_source(kind: str) -> str:
