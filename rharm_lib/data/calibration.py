@@ -17,7 +17,7 @@ fraction (All); MSE has no KS target (it follows from the two: ``MSE = fMSE * fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from .synth import FAMILIES, SynthConfig
 __all__ = [
     "KS_TARGETS",
     "composite_statistics",
+    "dataset_statistics",
     "calibration_report",
     "mean_check",
     "calibration_markdown",
@@ -81,6 +82,41 @@ def composite_statistics(
                     "fg_fraction": float(m.mean()),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def dataset_statistics(samples: Iterable[dict]) -> pd.DataFrame:
+    """Per-image statistics of an existing benchmark (e.g. the study's, read back from disk).
+
+    Args:
+        samples: reader samples (:class:`~rharm_lib.data.ihd.IHDDataset` items): ``composite``
+            and ``target`` ``(H,W,3)`` uint8, ``mask`` ``(H,W)`` uint8 ``{0,1}``, ``name``,
+            ``subset`` (a benchmark subset name, ``Transfer`` ...).
+
+    Returns:
+        The columns of :func:`composite_statistics` (``mask_kind`` is ``"unknown"``); samples
+        of a subset that is not one of the benchmark's families are skipped.
+    """
+    family_of = {v: k for k, v in SUBSETS.items()}
+    rows = []
+    for s in samples:
+        fam = family_of.get(str(s["subset"]))
+        if fam is None:
+            continue
+        mask = np.asarray(s["mask"])
+        r = image_metrics(np.asarray(s["composite"]), np.asarray(s["target"]), mask)
+        rows.append(
+            {
+                "family": fam,
+                "subset": s["subset"],
+                "name": s["name"],
+                "mask_kind": "unknown",
+                "mse": r["mse"],
+                "psnr": r["psnr"],
+                "fmse": r["fmse"],
+                "fg_fraction": float((mask > 0).mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
