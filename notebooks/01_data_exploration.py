@@ -158,3 +158,28 @@ if in_study_run():  # executed copies keep a static picture (widget state is not
     display(Image(inspector.image_out.value))
 else:
     display(inspector.widget)
+
+# %% [markdown]
+# ## Calibration against iHarmony4, image by image
+# Per-image input fMSE, MSE and foreground fraction of this benchmark against iHarmony4's
+# test set (PCT-Net's per-image evaluation of the input composites; `docs/benchmark.md`),
+# with the two-sample KS distance per family and All (`rharm data calibrate` prints the same).
+
+# %%
+from rharm_lib import calibration
+
+cal_stats = calibration.dataset_statistics(bench)
+fig = calibration.plot_calibration(cal_stats)
+plots.save_figure(fig, ctx.figures_dir, "fig01_calibration", ctx.provenance(benchmark=P.benchmark))
+plt.show()
+cal_report = calibration.calibration_report(cal_stats)
+tables.write_table(
+    cal_report,
+    ctx.results_dir,
+    "table01_calibration",
+    ctx.provenance(benchmark=P.benchmark),
+    title="Calibration: per-image quantiles and KS distance vs iHarmony4's input composites",
+    note="KS targets (All): fMSE <= 0.10, foreground fraction <= 0.15.",
+    digits=3,
+)
+cal_report

@@ -55,9 +55,32 @@ def test_byte_identical_reruns_and_seed(tmp_path, photos):
 
 
 def test_references_are_other_photos(photos):
-    _, ref = benchmark.make_composites(photos, "transfer", seed=0)
+    _, ref, _ = benchmark.make_composites(photos, "transfer", seed=0)
     assert sorted(ref) == list(range(len(photos)))
     assert all(r != i for i, r in enumerate(ref))
+
+
+def test_manifest_names_sampler_and_masks_per_family(tmp_path, photos):
+    import json
+
+    from rharm_lib.data.mask_rule import MaskRuleConfig, select_masks
+    from rharm_lib.data.synth import FAMILIES, SAMPLER_VERSION
+
+    out = write_benchmark(photos, tmp_path / "b", seed=0)
+    rec = json.loads((out / "benchmark.json").read_text())
+    assert rec["benchmark_version"] == benchmark.BENCHMARK_VERSION == 2
+    assert rec["sampler_version"] == SAMPLER_VERSION == 2
+    assert rec["mask_rule"] == {**MaskRuleConfig().__dict__}
+    # each subset's masks are the mask rule's choice for that family
+    for k, fam in enumerate(FAMILIES):
+        sel = select_masks(photos, fam, 0, family_index=k)
+        for i, name in enumerate(photos.names):
+            real = benchmark.real_name(name)
+            m = np.asarray(Image.open(out / SUBSETS[fam] / "masks" / f"{real}_1.png")) // 255
+            assert np.array_equal(m, sel.masks[i, 0].numpy())
+    # the human masks only, as sampler version 1 did, is a different benchmark
+    off = write_benchmark(photos, tmp_path / "h", seed=0, mask_cfg=MaskRuleConfig(enabled=False))
+    assert tree_sha256(off) != tree_sha256(out)
 
 
 def test_atomic_on_failure(tmp_path, photos, monkeypatch):

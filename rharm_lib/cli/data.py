@@ -9,7 +9,9 @@ Subcommands:
 - ``rharm data pack --photos SRC --split train --out FILE``: a compact photo pack; prints its
   size and load time;
 - ``rharm data bench-synth [--batch 32] [--size 256] [--device cpu]``: composites/s;
-- ``rharm data checksum DIR``: the tree checksum recorded in ``docs/benchmark.md``.
+- ``rharm data checksum DIR``: the tree checksum recorded in ``docs/benchmark.md``;
+- ``rharm data calibrate --photos SRC --split test --seed 0 [--json]``: the calibration
+  report (per-image quantiles, KS distances and means against iHarmony4's input composites).
 
 ``SRC`` is ``builtin``, ``lalonde`` (the ``lalonde/`` folder under the data root: ``--data``,
 ``$RHARM_DATA`` or ``../shared/data``), a lalonde-layout directory, or a pack file.
@@ -131,6 +133,47 @@ def _checksum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from ..calibration import (
+        calibration_markdown,
+        calibration_report,
+        composite_statistics,
+        mean_check,
+    )
+    from ..data.photos import load_photos
+    from ..data.synth import FAMILIES
+
+    src = resolve_photos(args.photos, args.data)
+    t0 = time.perf_counter()
+    photos = load_photos(src, args.split, args.size)
+    stats = composite_statistics(photos, args.seed, args.families or list(FAMILIES))
+    dt = time.perf_counter() - t0
+    report, means = calibration_report(stats), mean_check(stats)
+    if args.per_image:
+        stats.to_csv(args.per_image, index=False)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "photos": f"{args.photos}:{args.split}",
+                    "seed": args.seed,
+                    "composites": len(stats),
+                    "region_masks": int((stats["mask_kind"] == "region").sum()),
+                    "seconds": round(dt, 1),
+                    "report": report.to_dict(orient="records"),
+                    "means": means.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(
+            f"{len(stats)} composites ({args.photos}:{args.split}, seed {args.seed}) in {dt:.1f} s"
+        )
+        print(calibration_markdown(report, means))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="benchmark synthesis, photo fetch/pack")
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
@@ -173,6 +216,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=run, data_func=_bench)
+
+    a = sub.add_parser("calibrate", help="calibration report of the benchmark vs iHarmony4")
+    a.add_argument("--photos", default="builtin", help="builtin | lalonde | DIR | PACK")
+    a.add_argument("--data", default=None)
+    a.add_argument("--split", default="test", choices=["train", "test"])
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--size", type=int, default=256)
+    a.add_argument("--families", nargs="*", default=None, help="default: all four")
+    a.add_argument("--per-image", default=None, help="also write the per-image CSV here")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=run, data_func=_calibrate)
 
     c = sub.add_parser("checksum", help="SHA-256 of a benchmark tree")
     c.add_argument("dir")

@@ -48,8 +48,9 @@ from ..errors import RharmInputError
 from ..paths import cache_root
 from ..seed import make_generator
 from .builtin import load_builtin
+from .mask_rule import MaskRuleConfig, select_masks
 from .photoset import PhotoSet
-from .synth import FAMILIES, SynthConfig, synthesize
+from .synth import FAMILIES, SAMPLER_VERSION, SynthConfig, synthesize
 
 __all__ = [
     "SUBSETS",
@@ -71,8 +72,10 @@ SUBSETS: dict[str, str] = {
 }
 #: photos synthesised per call (fixed: part of what makes the benchmark reproducible)
 CHUNK = 32
-#: bump when the synthesis or the layout changes (it keys the built-in benchmark's cache)
-BENCHMARK_VERSION = 1
+#: bump when the synthesis or the layout changes (it keys the built-in benchmark's cache and
+#: is written into ``benchmark.json``); 2 = sampler version 2 (iHarmony4's per-image fMSE
+#: distribution, foreground sizes by the mask rule, one mask per photo *and family*)
+BENCHMARK_VERSION = 2
 
 
 def _publish_mode(path: Path, directory: bool) -> None:
@@ -93,7 +96,8 @@ def make_composites(
     seed: int = 0,
     cfg: SynthConfig = SynthConfig(),
     device: str | torch.device = "cpu",
-) -> tuple[torch.Tensor, list[int]]:
+    mask_cfg: MaskRuleConfig = MaskRuleConfig(),
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     """One composite per photo for one family, as the benchmark makes them.
 
     Args:
@@ -102,15 +106,19 @@ def make_composites(
         seed: the benchmark seed.
         cfg: the synthesis configuration.
         device: where to synthesise (the benchmark uses the CPU).
+        mask_cfg: the mask rule (:mod:`rharm_lib.data.mask_rule`) choosing each foreground.
 
     Returns:
-        ``(composites (N,3,S,S) uint8 sRGB, references)`` where ``references[i]`` is the
-        index of the photo whose region served as reference for photo ``i``.
+        ``(composites (N,3,S,S) uint8 sRGB, references, masks (N,1,S,S) uint8 {0,1})`` where
+        ``references[i]`` is the index of the photo whose region served as reference for
+        photo ``i`` and ``masks`` are the foregrounds the mask rule chose.
     """
     if family not in FAMILIES:
         raise RharmInputError(f"unknown composite family {family!r}; known: {list(FAMILIES)}")
     n = len(photos)
     k = FAMILIES.index(family)
+    masks = select_masks(photos, family, seed, mask_cfg, family_index=k).masks
+    chosen = PhotoSet(photos.images, masks, list(photos.names))
     g = make_generator(seed * 1000 + k, device)
     order = torch.randperm(n, generator=g, device=device).cpu()
     ref = torch.empty(n, dtype=torch.long)
@@ -119,8 +127,8 @@ def make_composites(
     out = torch.empty_like(photos.images)
     for start in range(0, n, CHUNK):
         sl = slice(start, min(start + CHUNK, n))
-        t, m = photos.float_batch(sl)
-        r, rm = photos.float_batch(ref[sl])
+        t, m = chosen.float_batch(sl)
+        r, rm = chosen.float_batch(ref[sl])
         comp = synthesize(
             t.to(device),
             m.to(device),
@@ -131,7 +139,7 @@ def make_composites(
             cfg=cfg,
         )
         out[sl] = (comp * 255.0).round().to(torch.uint8).cpu()
-    return out, ref.tolist()
+    return out, ref.tolist(), masks
 
 
 def _png_bytes(arr: np.ndarray) -> bytes:
@@ -141,10 +149,17 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 
 
 def _config_record(
-    photos: PhotoSet, seed: int, families: Sequence[str], cfg: SynthConfig, source: str
+    photos: PhotoSet,
+    seed: int,
+    families: Sequence[str],
+    cfg: SynthConfig,
+    source: str,
+    mask_cfg: MaskRuleConfig = MaskRuleConfig(),
 ) -> dict:
     return {
         "benchmark_version": BENCHMARK_VERSION,
+        "sampler_version": SAMPLER_VERSION,
+        "mask_rule": dataclasses.asdict(mask_cfg),
         "source": source,
         "seed": seed,
         "families": list(families),
@@ -165,6 +180,7 @@ def write_benchmark(
     cfg: SynthConfig = SynthConfig(),
     source: str = "",
     overwrite: bool = False,
+    mask_cfg: MaskRuleConfig = MaskRuleConfig(),
 ) -> Path:
     """Write the benchmark (one composite per photo and family) in iHarmony4's layout.
 
@@ -178,6 +194,7 @@ def write_benchmark(
         families: which families (subsets) to write, in order.
         cfg: the synthesis configuration.
         source: a description of the photos' origin, stored in ``benchmark.json``.
+        mask_cfg: the mask rule choosing each composite's foreground (per family).
         overwrite: replace an existing ``out``; otherwise an existing ``out`` is an error.
 
     Returns:
@@ -196,31 +213,30 @@ def write_benchmark(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         images = photos.images.permute(0, 2, 3, 1).numpy()
-        masks = photos.masks[:, 0].numpy()
         reals = [real_name(n) for n in photos.names]
         if len(set(reals)) != len(reals):
             raise RharmInputError("photo names collide once '_' is replaced by '-'")
         real_png = [_png_bytes(im) for im in images]
-        mask_png = [_png_bytes(m * 255) for m in masks]
         all_lines = []
         for fam in families:
             sub = SUBSETS[fam]
             d = tmp / sub
             for part in ("composite_images", "masks", "real_images"):
                 (d / part).mkdir(parents=True)
-            comps, _ = make_composites(photos, fam, seed, cfg)
+            comps, _, fam_masks = make_composites(photos, fam, seed, cfg, mask_cfg=mask_cfg)
             comps_np = comps.permute(0, 2, 3, 1).numpy()
+            masks_np = fam_masks[:, 0].numpy()
             lines = []
             for i, r in enumerate(reals):
                 fname = f"{r}_1_1.png"
                 (d / "composite_images" / fname).write_bytes(_png_bytes(comps_np[i]))
-                (d / "masks" / f"{r}_1.png").write_bytes(mask_png[i])
+                (d / "masks" / f"{r}_1.png").write_bytes(_png_bytes(masks_np[i] * 255))
                 (d / "real_images" / f"{r}.png").write_bytes(real_png[i])
                 lines.append(fname)
             (d / f"{sub}_test.txt").write_text("\n".join(lines) + "\n")
             all_lines += [f"{sub}/composite_images/{x}" for x in lines]
         (tmp / "IHD_test.txt").write_text("\n".join(all_lines) + "\n")
-        rec = _config_record(photos, seed, families, cfg, source)
+        rec = _config_record(photos, seed, families, cfg, source, mask_cfg)
         (tmp / "benchmark.json").write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
         # another process may have finished the same benchmark meanwhile: never delete a
         # finished tree that is not ours to replace

@@ -34,7 +34,7 @@ from skimage.segmentation import slic
 
 from ..errors import RharmInputError
 
-__all__ = ["region_mask", "WORK_SIDE", "N_SEGMENTS", "MAX_TRIES"]
+__all__ = ["region_mask", "propose_region", "WORK_SIDE", "N_SEGMENTS", "MAX_TRIES"]
 
 #: long side of the image the segmentation runs on
 WORK_SIDE = 256
@@ -110,7 +110,11 @@ def _ellipse(h: int, w: int, cy: float, cx: float, frac: float) -> np.ndarray:
 
 
 def region_mask(
-    image: np.ndarray, seed: int, min_area: float = 0.05, max_area: float = 0.5
+    image: np.ndarray,
+    seed: int,
+    min_area: float = 0.05,
+    max_area: float = 0.5,
+    n_segments: int = N_SEGMENTS,
 ) -> np.ndarray:
     """One connected, object-like region of ``image``.
 
@@ -119,11 +123,36 @@ def region_mask(
         seed: selects the region (the same image and seed give the same mask).
         min_area: smallest fraction of the image the region covers.
         max_area: largest fraction of the image the region covers.
+        n_segments: SLIC's target number of superpixels (more for smaller regions).
 
     Returns:
         ``(H,W)`` uint8 in ``{0,1}``: one 4-connected component (1 = the region) covering
-        ``min_area..max_area`` of the image (within one working-size pixel of rounding).
+        ``min_area..max_area`` of the image (within one working-size pixel of rounding);
+        an ellipse of a drawn area when no proposal fits (see the module docstring).
     """
+    m, fallback = _propose(image, seed, min_area, max_area, n_segments)
+    return m if m is not None else fallback
+
+
+def propose_region(
+    image: np.ndarray,
+    seed: int,
+    min_area: float = 0.05,
+    max_area: float = 0.5,
+    n_segments: int = N_SEGMENTS,
+) -> np.ndarray | None:
+    """As :func:`region_mask`, but ``None`` instead of the ellipse when no proposal fits.
+
+    The benchmark's mask rule (:mod:`rharm_lib.data.mask_rule`) uses it: an ellipse is not
+    an object, so there the photo keeps its human mask instead.
+    """
+    return _propose(image, seed, min_area, max_area, n_segments)[0]
+
+
+def _propose(
+    image: np.ndarray, seed: int, min_area: float, max_area: float, n_segments: int
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(region or None, the ellipse fallback)``."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise RharmInputError(
             f"expected an (H,W,3) uint8 image, got {image.dtype} {tuple(image.shape)}"
@@ -136,7 +165,7 @@ def region_mask(
     s = WORK_SIDE / max(h, w)
     wh, ww = max(8, round(h * s)), max(8, round(w * s))
     small = np.asarray(Image.fromarray(image).resize((ww, wh), Image.BICUBIC))
-    labels = slic(small, n_segments=N_SEGMENTS, compactness=10, start_label=0, channel_axis=-1)
+    labels = slic(small, n_segments=int(n_segments), compactness=10, start_label=0, channel_axis=-1)
     n = int(labels.max()) + 1
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
@@ -169,6 +198,6 @@ def region_mask(
         m = _largest_component(m >= 0.5)
         frac = float(m.mean())
         if lo <= frac <= hi:
-            return m
+            return m, m
     # last resort: an ellipse of the target area where the last seed superpixel was
-    return _ellipse(h, w, cy[seed_seg] / s, cx[seed_seg] / s, target)
+    return None, _ellipse(h, w, cy[seed_seg] / s, cx[seed_seg] / s, target)

@@ -14,14 +14,16 @@ subsets:
 - ``relight`` (Hday2night-like): a strong illumination change -- a linear-light gain of
   -3.0..+1.5 EV with a colour cast (warm or cool), and a gamma change.
 
-Magnitude model (the calibration; iHarmony4 filtered its composites to visible but
-plausible shifts): each composite draws its *whole-image* MSE (0..255 scale) from a log-normal
-whose median depends on the family (the geometric mean of the matching iHarmony4 subset),
-times ``(area / 0.17) ** -0.35`` (a small object may be further off than a large region), and
-the family's edit ``d = edited - target`` is scaled by one factor per image to meet it
-(amplified by at most ``amplify_max``; foreground MSE at most ``fmse_max``). The defaults of
-:class:`SynthConfig` are calibrated on the lalonde test split so that the input composite
-scores near iHarmony4's test set (``docs/benchmark.md``, ``tools/calibrate_synth.py``).
+Magnitude model (the calibration, sampler version :data:`SAMPLER_VERSION`): each composite
+draws its *foreground* error -- the input fMSE on the 0..255 scale -- from iHarmony4's per-image
+distribution of input fMSE (:mod:`rharm_lib.data.ihd_stats`: the family's subset, HCOCO /
+HFlickr / HAdobe5k / Hday2night, or All with ``magnitude_source="all"``) by inverse transform
+of one uniform, and the family's edit ``d = edited - target`` is scaled by one factor per image
+to meet it (amplified by at most ``amplify_max``; fMSE at most ``fmse_max``). Every composite
+therefore has a visible foreground change at the rate iHarmony4 has one (its smallest input
+fMSE is 39). The foreground size is not decided here but by the mask rule
+(:mod:`rharm_lib.data.mask_rule`), which the benchmark applies before calling
+:func:`synthesize`.
 
 Everything is pure torch, batched (a Python loop over at most the four families, never over
 images), the same code on CPU and GPU, and deterministic for a given ``torch.Generator``: each
@@ -31,19 +33,22 @@ does not depend on the families of the others.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..batch import check_images
 from ..errors import RharmInputError
+from . import ihd_stats
 
 __all__ = [
     "FAMILIES",
+    "SAMPLER_VERSION",
     "SynthConfig",
     "synthesize",
+    "target_fmse",
     "rgb_to_lab",
     "lab_to_rgb",
     "measure_throughput",
@@ -51,6 +56,12 @@ __all__ = [
 
 #: the composite families, in the order of the benchmark's subsets
 FAMILIES: tuple[str, ...] = ("transfer", "histogram", "retouch", "relight")
+
+#: version of the composite sampler (edits, magnitude model and the mask rule of
+#: :mod:`rharm_lib.data.mask_rule`): 1 = image MSE log-normal scaled to iHarmony4's means;
+#: 2 = per-image fMSE from iHarmony4's per-image quantiles, foreground size by the mask rule.
+#: The benchmark writes it into its manifest (``benchmark.json``), so a change renames it.
+SAMPLER_VERSION = 2
 
 #: how many uniforms each image draws (the same for every family, for determinism)
 _N_UNIFORMS = 12
@@ -65,7 +76,7 @@ class SynthConfig:
     Ranges are ``(low, high)`` of a uniform draw. ``*_ev`` are photographic stops
     (a factor ``2**ev`` in linear light). MSE thresholds are on the 0..255 scale.
 
-    The defaults are the calibrated values (``tools/calibrate_synth.py``).
+    The defaults are the calibrated values (``rharm data calibrate``).
     """
 
     # transfer (Reinhard, CIELab): std ratios are clipped to [1/r, r]
@@ -85,17 +96,21 @@ class SynthConfig:
     # False: keep each family's raw edit at full strength (no magnitude model); the main
     # alternative to the calibration, far stronger than iHarmony4 for transfer/histogram
     calibrated_magnitude: bool = True
-    # magnitude model: each composite's whole-image MSE (0..255 scale) is drawn log-normal,
-    # median per family (in FAMILIES order), one log-sigma; the edit is scaled to meet it
-    mse_median: tuple[float, float, float, float] = (27.5, 100.8, 104.5, 27.1)
-    mse_log_sigma: float = 1.6
-    # ... times (area / mse_area_ref) ** -mse_area_exponent: a small object may be further off
-    mse_area_exponent: float = 0.35
-    mse_area_ref: float = 0.17
-    # an edit too faint for its drawn MSE is amplified by at most this factor
-    amplify_max: float = 3.0
-    # plausibility ceiling on the foreground MSE (0..255 scale; 15000 = RMS error 122 levels)
+    # where each composite's target fMSE is drawn from: "family" = the per-image input fMSE
+    # distribution of the family's iHarmony4 subset (ihd_stats.FAMILY_SUBSET), "all" = of
+    # iHarmony4's whole test set for every family
+    magnitude_source: str = "family"
+    # an edit too faint for its drawn fMSE is amplified by at most this factor
+    amplify_max: float = 4.0
+    # plausibility ceiling on the foreground MSE (0..255 scale; 15000 = RMS error 122 levels;
+    # iHarmony4's largest input fMSE is 20,037, its 99.9th percentile about 13,000)
     fmse_max: float = 15000.0
+
+    def __post_init__(self) -> None:
+        if self.magnitude_source not in ("family", "all"):
+            raise RharmInputError(
+                f"magnitude_source must be 'family' or 'all', got {self.magnitude_source!r}"
+            )
 
 
 # --- colour spaces -------------------------------------------------------------------------
@@ -287,6 +302,46 @@ _FAMILY_FNS: dict[str, _Family] = {
 }
 
 
+def _log_fmse_table(cfg: SynthConfig, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(4, 101)`` log of iHarmony4's input-fMSE percentiles, one row per family."""
+    rows = [
+        np.log(
+            ihd_stats.percentiles(
+                "fmse", ihd_stats.FAMILY_SUBSET[f] if cfg.magnitude_source == "family" else "All"
+            )
+        )
+        for f in FAMILIES
+    ]
+    return torch.tensor(np.stack(rows), dtype=torch.float64).to(device=device, dtype=dtype)
+
+
+def target_fmse(u: torch.Tensor, fam_index: torch.Tensor, cfg: SynthConfig) -> torch.Tensor:
+    """Each composite's target foreground MSE: iHarmony4's quantile function at ``u``.
+
+    The quantile function is piecewise log-linear between the stored percentiles 0..100 %
+    (:func:`rharm_lib.data.ihd_stats.quantile`), so ``u ~ U(0,1)`` gives a draw from
+    iHarmony4's per-image input-fMSE distribution (inverse transform sampling).
+
+    Args:
+        u: ``(B,)`` uniforms in ``[0,1]``.
+        fam_index: ``(B,)`` long, index of each image's family in :data:`FAMILIES`.
+        cfg: picks the family's subset or All (``magnitude_source``).
+
+    Returns:
+        ``(B,)`` target fMSE on the 0..255 scale, capped at ``cfg.fmse_max``.
+    """
+    table = _log_fmse_table(cfg, u.dtype, u.device)
+    pos = u.clamp(0, 1) * 100.0
+    lo = pos.floor().long().clamp(max=99)
+    frac = pos - lo.to(u.dtype)
+    rows = table[fam_index]
+    logv = (
+        rows.gather(1, lo[:, None])[:, 0] * (1 - frac)
+        + rows.gather(1, lo[:, None] + 1)[:, 0] * frac
+    )
+    return torch.exp(logv).clamp(max=cfg.fmse_max)
+
+
 def _magnitude(
     t: torch.Tensor,
     edited: torch.Tensor,
@@ -295,33 +350,24 @@ def _magnitude(
     fam_index: torch.Tensor,
     cfg: SynthConfig,
 ) -> torch.Tensor:
-    """Scale each image's edit to a drawn image MSE, within the amplification and fMSE limits.
+    """Scale each image's edit to its drawn foreground MSE, within the amplification limit.
 
-    The image MSE target is log-normal: ``median[family] * exp(sigma * z)``, ``z ~ N(0,1)``
-    drawn from the image's last uniform. iHarmony4's input MSE is heavy-tailed (mean 170 but
-    mean PSNR 31.7 dB, i.e. a geometric mean of 44) and a small object may be far off while a
-    large region may not (larger shifts of large regions look implausible and were filtered
-    out), so the MSE, not the fMSE, is what the draw fixes; ``fMSE = MSE / area`` follows.
+    iHarmony4's composites were filtered to visible but plausible shifts: its per-image input
+    fMSE runs from 39 to 20,037 with median 905, and its log is nearly uncorrelated with the
+    foreground's size (correlation 0.13 over the 7,404 test images), so the fMSE, drawn
+    independently of the mask, is what the draw fixes; ``MSE = fMSE * area`` follows.
     """
     d = (edited - t) * m
-    _, _, h, w = t.shape
     n = m.sum(dim=(1, 2, 3))
     tiny = torch.finfo(t.dtype).tiny
-    med = torch.tensor(cfg.mse_median, dtype=t.dtype, device=t.device)[fam_index]
-    uz = u[:, _N_UNIFORMS - 1].clamp(1e-6, 1 - 1e-6)
-    z = math.sqrt(2.0) * torch.erfinv(2 * uz - 1)
-    area = (n / (h * w)).clamp(min=1.0 / (h * w))
-    target_mse = med * torch.exp(cfg.mse_log_sigma * z)
-    target_mse = target_mse * (area / cfg.mse_area_ref) ** (-cfg.mse_area_exponent)
-    target_mse = torch.minimum(target_mse, cfg.fmse_max * n / (h * w))
+    target = target_fmse(u[:, _N_UNIFORMS - 1], fam_index, cfg)
     has_edit = (d != 0).flatten(1).any(dim=1)
-    scale = torch.ones_like(target_mse)
-    out = t
-    # clipping to [0,1] eats part of a scaled edit: a few secant steps on the achieved MSE
+    scale = torch.ones_like(target)
+    # clipping to [0,1] eats part of a scaled edit: a few secant steps on the achieved fMSE
     for _ in range(_MAGNITUDE_STEPS):
         out = (t + scale.view(-1, 1, 1, 1) * d).clamp(0, 1)
-        mse = ((out - t) * 255.0).pow(2).sum(dim=(1, 2, 3)) / (3 * h * w)
-        scale = scale * (target_mse / mse.clamp(min=tiny)).sqrt()
+        fmse = ((out - t) * 255.0).pow(2).sum(dim=(1, 2, 3)) / (3 * n).clamp(min=1.0)
+        scale = scale * (target / fmse.clamp(min=tiny)).sqrt()
         scale = torch.where(has_edit, scale.clamp(max=cfg.amplify_max), torch.ones_like(scale))
     return (t + scale.view(-1, 1, 1, 1) * d).clamp(0, 1)
 
