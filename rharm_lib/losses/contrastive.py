@@ -9,36 +9,37 @@ Reading of the paper (our decisions, each switchable where it matters):
    *background location* when it is < 0.5. So that small objects are not dropped,
    an image with no cell ≥ 0.5 but some foreground uses its cells of largest fraction
    as foreground locations (likewise for a nearly full mask's background).
-2. **Sampling** (eqs. 9–10): K foreground locations (where the negatives/queries are
+2. **Sampling** (eqs. 8–9): K foreground locations (where the queries/negatives are
    cut) and K background locations (the positives), each drawn uniformly among that
-   region's locations **without replacement**, or **with replacement** when the region
-   has fewer than K locations. An image with no foreground or no background at all is
-   *invalid*: it contributes 0 to L_HCL and is counted (``hcl_skipped``).
+   region's locations **without replacement**. A region with r < K locations
+   (``sampling="capped"``, default) fills only r slots; the other slots are masked out of
+   eq. 11 (no query, no negative), so a duplicated patch never inflates the softmax
+   (with replacement a query meets ~K/r copies of itself among its negatives: a floor
+   of about log(K/r) whatever the network does). ``sampling="replacement"`` is the
+   pre-fix rule. An image with no foreground or no background at all is *invalid*: it
+   contributes 0 to L_HCL and is counted (``hcl_skipped``).
 3. **Patches** (``patch_source``): ``image`` (default): a P×P patch (P = 8) of the
    full-resolution image centred on the cell's centre, i.e. rows
    ``[s·i + s//2 - P//2, … + P)``; with s = 4, P = 8 that is the 4×4 cell plus a 2-pixel
    margin. ``map``: a P×P patch of the image area-downsampled to the sampling map, rows
    ``[i - P//2, i + P//2)`` of the map, i.e. image rows ``[s(i - P//2), s(i + P//2))``.
    Outside the image, patches are replicate-padded. :func:`patch_boxes` gives the
-   exact boxes in image pixels for drawing.
+   exact boxes in image pixels for drawing. ``region_mask=True`` (default) cuts from
+   ``H·M`` and ``Ĥ·(1−M)`` as the paper's ``H^fg`` / ``Ĥ^bg``: a patch sees only its own
+   region (zeros elsewhere; the style feature weights its statistics by the region).
 4. **Embedding**: one two-layer MLP (Linear, ReLU, Linear) shared by all patches, then L2
-   normalisation; patches are flattened channel-major (``C, P, P``).
-5. **Queries and samples in eq. 11**: the paper's negatives are patches of the
-   harmonized output's foreground and its positives patches of the ground truth's
-   background, and the loss "brings together" the two. We read eq. 11 as InfoNCE with
-   the *harmonized foreground* as queries: for k = 1..K, query ``v_k = v^fg_k`` (output
-   foreground patch k), positive ``v^+_k = v^bg_k`` (ground-truth background patch k) and
-   negatives ``v^-`` the other foreground patches ``{v^fg_j, j ≠ k}`` of the output
-   (``negatives="pred"``):
+   normalisation; pixel patches are flattened channel-major (``C, P, P``), style patches
+   are their 6 per-channel statistics (:func:`patch_features`).
+5. **Queries and samples in eqs. 10–11**: one of the readings of
+   :data:`~rharm_lib.losses.readings.READINGS` (which patch sets are the query ``v^fg``,
+   the anchor ``v^bg``, the positive and the negatives). The default ``pred_negatives``:
+   query ``v_k`` = output foreground patch k, positive = ground-truth background patch k,
+   negatives = the other output foreground patches:
 
    ``l_k = -log( exp(v_k·v^+_k / τ) / (exp(v_k·v^+_k / τ) + Σ_j exp(v_k·v^-_j / τ)) )``  (eq. 11)
 
-   The alternative reading (``negatives="composite"``) takes the negatives from the
-   *composite's* foreground at the same K locations (all K, including the query's own
-   location: the un-harmonized appearance of the very same patch is the hardest
-   negative).
-6. **Reduction** (eq. 12): mean over K, then the sum over valid images divided by the
-   batch size B (an invalid image contributes 0).
+6. **Reduction** (eq. 12): mean over the filled slots k, then the sum over valid images
+   divided by the batch size B (an invalid image contributes 0).
 
 Coordinates: a location index ``idx`` is a flat index ``i·W_s + j`` into the
 ``(H_s, W_s) = (H // s, W // s)`` sampling map (at least 1×1); ``i`` is the row.
