@@ -56,7 +56,7 @@ def setup(rng):
         _sample("b", rng, (0, 16, 0, 16)),
         _sample("empty", rng, (0, 0, 0, 0)),
     ]
-    cfg = LossConfig(k=8, patch=8)
+    cfg = LossConfig(k=8, patch=8, patch_source="image")  # boxes of P px, centred on cells
     torch.manual_seed(0)
     mlp = PatchEmbedder(3 * 8 * 8, cfg.mlp_hidden, cfg.mlp_out).eval()
     h, calls = _harmonize_counter()

@@ -7,7 +7,7 @@ shared MLP), the pure functions :func:`l1_loss`, :func:`pixel_loss`,
 :func:`sample_locations`, :func:`extract_patches`, :func:`patch_boxes`, :func:`embed`.
 """
 
-from .config import NEGATIVES, PATCH_SOURCES, SAMPLINGS, LossConfig
+from .config import LEGACY_LOSS, NEGATIVES, PATCH_SOURCES, SAMPLINGS, LossConfig
 from .contrastive import (
     HCLTerms,
     Locations,
@@ -29,6 +29,7 @@ from .total import HarmonizationLoss
 
 __all__ = [
     "LossConfig",
+    "LEGACY_LOSS",
     "NEGATIVES",
     "PATCH_SOURCES",
     "SAMPLINGS",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import RharmInputError
 from .readings import NEGATIVES_READING, READINGS, Reading
 
-__all__ = ["LossConfig", "NEGATIVES", "PATCH_SOURCES", "SAMPLINGS"]
+__all__ = ["LossConfig", "LEGACY_LOSS", "NEGATIVES", "PATCH_SOURCES", "SAMPLINGS"]
 
 #: the legacy negatives switch (``pred`` = reading ``pred_negatives``, ``composite`` =
 #: ``composite_negatives``); ``LossConfig.reading`` overrides it
@@ -32,9 +32,10 @@ class LossConfig:
             ``pred_negatives``) or ``composite`` (``composite_negatives``).
         reading: a key of :data:`~rharm_lib.losses.readings.READINGS` (which patches are the
             query, positive and negatives of eqs. 10–11); ``None``: from ``negatives``.
-        patch_source: ``image`` (8×8 patches of the full-resolution image centred on the
-            sampling-map cell) or ``map`` (8×8 patches of the image area-downsampled to the
-            sampling map, each covering ``8·scale`` pixels).
+        patch_source: ``map`` (the paper's "crop 8×8 patches around the negative locations
+            in S^fg": 8×8 patches of the image area-downsampled to the sampling map, each
+            covering ``8·scale`` pixels) or ``image`` (8×8 patches of the full-resolution
+            image centred on the sampling-map cell; the default before issue #16).
         region_mask: cut patches from ``H·M`` (foreground patches) and ``Ĥ·(1−M)``
             (background patches), as the paper's ``H^fg``/``Ĥ^bg`` (eqs. 8–9), so that a
             patch sees only its own region; ``False``: from the unmasked images.
@@ -43,8 +44,9 @@ class LossConfig:
             replacement: duplicated samples, the pre-fix rule).
         mlp_hidden, mlp_out: the shared two-layer MLP's widths.
 
-    Today's loss before the sampling / masking fixes is
-    ``LossConfig(region_mask=False, sampling="replacement")``.
+    The loss before issue #16 is
+    ``LossConfig(patch_source="image", region_mask=False, sampling="replacement")``
+    (:data:`LEGACY_LOSS`); its reading ``pred_negatives`` is still the default.
     """
 
     w_l1: float = 0.4
@@ -56,7 +58,7 @@ class LossConfig:
     sample_scale: int = 4
     negatives: str = "pred"
     reading: str | None = None
-    patch_source: str = "image"
+    patch_source: str = "map"
     region_mask: bool = True
     sampling: str = "capped"
     mlp_hidden: int = 256
@@ -90,3 +92,7 @@ class LossConfig:
     def reading_spec(self) -> Reading:
         """The :class:`~rharm_lib.losses.readings.Reading` in effect."""
         return READINGS[self.reading_name]
+
+
+#: the loss as it was before issue #16 (image patches, unmasked, sampling with replacement)
+LEGACY_LOSS = LossConfig(patch_source="image", region_mask=False, sampling="replacement")

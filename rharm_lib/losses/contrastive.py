@@ -18,7 +18,8 @@ Reading of the paper (our decisions, each switchable where it matters):
    of about log(K/r) whatever the network does). ``sampling="replacement"`` is the
    pre-fix rule. An image with no foreground or no background at all is *invalid*: it
    contributes 0 to L_HCL and is counted (``hcl_skipped``).
-3. **Patches** (``patch_source``): ``image`` (default): a P×P patch (P = 8) of the
+3. **Patches** (``patch_source``): ``map`` (default since issue #16, the paper's "crop 8×8
+   patches around the negative locations in S^fg") or ``image``. ``image``: a P×P patch (P = 8) of the
    full-resolution image centred on the cell's centre, i.e. rows
    ``[s·i + s//2 - P//2, … + P)``; with s = 4, P = 8 that is the 4×4 cell plus a 2-pixel
    margin. ``map``: a P×P patch of the image area-downsampled to the sampling map, rows
@@ -374,7 +375,7 @@ def region_contrastive_loss(
     tau: float = 0.07,
     negatives: str = "pred",
     reading: str | None = None,
-    patch_source: str = "image",
+    patch_source: str = "map",
     region_mask: bool = True,
     sampling: str = "capped",
     generator: torch.Generator | None = None,
