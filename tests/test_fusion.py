@@ -40,8 +40,11 @@ def _np_fusion(kind, dec, enc, m, gfg, bfg, gbg, bbg):
     if kind == "adain":
         fg = (dec - mu_fg) / sd_fg * sd_bg + mu_bg
         return m * fg + (1 - m) * dec
-    ref_mu, ref_sd = _np_stats(enc, 1 - m) if kind == "sf" else (mu_bg, sd_bg)
-    f_fg = (dec - mu_fg) / sd_fg * ref_sd + ref_mu  # eq. 4
+    ref_mu, ref_sd = _np_stats(enc, 1 - m) if kind in ("sf", "sf_literal") else (mu_bg, sd_bg)
+    if kind == "sf_literal":
+        f_fg = (dec - ref_mu) / ref_sd  # eq. 4 as printed
+    else:
+        f_fg = (dec - mu_fg) / sd_fg * ref_sd + ref_mu  # eq. 4, AdaIN form
     f_bg = (dec - mu_bg) / sd_bg  # eq. 5
     c = (slice(None), None, None)
     psi_fg = f_fg * (1 + gfg[c]) + bfg[c]  # eq. 6
@@ -57,7 +60,7 @@ def _random_params(layer, seed):
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
 
 
-@pytest.mark.parametrize("kind", ["sf", "rain", "adain"])
+@pytest.mark.parametrize("kind", ["sf", "sf_literal", "rain", "adain"])
 @pytest.mark.parametrize("mask_kind", ["soft", "binary", "empty", "full"])
 def test_fusion_matches_float64_recomputation(kind, mask_kind):
     g = torch.Generator().manual_seed(1)
@@ -105,6 +108,21 @@ def test_sf_uses_encoder_statistics_and_rain_does_not():
     mu_e, _ = masked_mean_std(enc, 1 - m)
     mu_out, _ = masked_mean_std(sf(dec, enc, m), m)
     assert torch.allclose(mu_out, mu_e, atol=1e-4)
+
+
+def test_literal_eq4_standardises_with_encoder_statistics():
+    """sf_literal: with ψ = identity the fused foreground is (D − μ_E^bg)/σ_E^bg, so it
+    moves with the encoder's statistics, and differs from the AdaIN form."""
+    g = torch.Generator().manual_seed(4)
+    dec, enc = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g) * 2
+    m = torch.zeros(1, 1, 8, 8)
+    m[..., 2:5, 2:6] = 1
+    lit = build_fusion("sf_literal", 4)
+    out = lit(dec, enc, m)
+    mu_e, sd_e = masked_mean_std(enc, 1 - m)
+    torch.testing.assert_close(out * m, (dec - mu_e) / sd_e * m)
+    assert not torch.allclose(out * m, StyleFusion(4)(dec, enc, m) * m)
+    torch.testing.assert_close(out * (1 - m), StyleFusion(4)(dec, enc, m) * (1 - m))
 
 
 def test_none_is_identity_and_registry_classes():
@@ -158,7 +176,7 @@ def test_s2am_branch_mixing():
         assert torch.allclose(fg_only, att.learn(att.att_fg(x)) + att.att_mix(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["sf", "rain", "adain"])
+@pytest.mark.parametrize("kind", ["sf", "sf_literal", "rain", "adain"])
 def test_fusion_gradcheck_double(kind):
     g = torch.Generator().manual_seed(5)
     dec = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)

@@ -56,7 +56,7 @@ def setup(rng):
         _sample("b", rng, (0, 16, 0, 16)),
         _sample("empty", rng, (0, 0, 0, 0)),
     ]
-    cfg = LossConfig(k=8, patch=8)
+    cfg = LossConfig(k=8, patch=8, patch_source="image")  # boxes of P px, centred on cells
     torch.manual_seed(0)
     mlp = PatchEmbedder(3 * 8 * 8, cfg.mlp_hidden, cfg.mlp_out).eval()
     h, calls = _harmonize_counter()
@@ -66,7 +66,7 @@ def setup(rng):
 
 def _expected_boxes(mask, k, seed, cfg, patch):
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
-    neg, pos, valid = sample_locations(m, k, cfg.sample_scale, make_generator(seed))
+    neg, pos, valid, *_ = sample_locations(m, k, cfg.sample_scale, make_generator(seed))
     ms = (H // cfg.sample_scale, W // cfg.sample_scale)
     return (
         patch_boxes(neg, ms, patch, cfg.sample_scale, cfg.patch_source)[0].numpy(),
@@ -173,7 +173,13 @@ def test_empty_mask_is_skipped_without_nan(setup):
 
 @pytest.mark.parametrize(
     "cfg",
-    [LossConfig(k=8), LossConfig(k=8, negatives="composite"), LossConfig(k=8, patch_source="map")],
+    [
+        LossConfig(k=8),
+        LossConfig(k=8, negatives="composite"),
+        LossConfig(k=8, patch_source="map"),
+        LossConfig(k=8, reading="two_query"),
+        LossConfig(k=8, reading="regularisation"),
+    ],
 )
 def test_view_loss_equals_region_contrastive_loss(rng, cfg):
     """The shown eq. 11 terms average to L_HCL computed by the loss itself (same seed)."""
@@ -195,12 +201,13 @@ def test_view_loss_equals_region_contrastive_loss(rng, cfg):
             patch=cfg.patch,
             scale=cfg.sample_scale,
             tau=cfg.tau,
-            negatives=cfg.negatives,
+            reading=cfg.reading_name,
             patch_source=cfg.patch_source,
             generator=make_generator(5),
         )
     assert int(skipped) == 0
     assert v.loss == pytest.approx(float(loss), rel=1e-6, abs=1e-6)
+    assert v.loss == pytest.approx(float(v.loss_k[v.neg_ok].mean()), rel=1e-6)
     # the positive similarity on the diagonal is query_k . positive_k
     assert np.all(np.abs(np.diag(v.sim_pos)) <= 1 + 1e-6)
 
@@ -222,3 +229,35 @@ def test_no_model_uses_composite(rng):
     insp = PatchInspector([s], None, None, dataclasses.replace(LossConfig(), k=4), k=4)
     np.testing.assert_array_equal(insp.view.harmonized, s["composite"])
     assert "no model" in insp.status.value and "untrained" in insp.status.value
+
+
+def test_labels_colours_and_controls(setup):
+    """Issue 12 item 4: family / name labels, distinct colours with a legend, plain
+    labels, render on release, and the status giving the actual reason."""
+    from rharm_lib.study import inspector as ins
+
+    insp, samples, *_ = setup
+    assert [o[0] for o in insp.image.options][:2] == ["s / a", "s / b"]
+    assert insp.view.label == "s / a" and "s / a" in insp.figure.axes[0].get_title()
+    assert len({ins.OUTLINE_COLOR, ins.NEG_COLOR, ins.POS_COLOR}) == 3
+    assert "negative patches" in insp.caption.value and "L_HCL" in insp.caption.value
+    assert [t.get_text() for t in insp.figure.legends[0].get_texts()] == [
+        "mask outline", "negative patches", "positive patches",
+    ]  # fmt: skip
+    assert insp.k.description == "K, patches per region"
+    assert insp.patch.description == "patch size (px)" and insp.seed.description == "sampling seed"
+    assert not any(c.continuous_update for c in (insp.k, insp.patch, insp.seed))
+    insp.patch.value = 4
+    assert "patch size 4 px differs" in insp.status.value
+    bare = PatchInspector(samples[:1], None, None, insp.cfg, k=4)
+    assert "no checkpoint" in bare.status.value and "differs" not in bare.status.value
+
+
+def test_style_reading_keeps_trained_embedder_for_any_patch(rng):
+    """The style reading embeds 6 statistics: one trained MLP fits every patch size."""
+    s = _sample("a", rng)
+    cfg = LossConfig(k=8, reading="style")
+    mlp = PatchEmbedder(6, cfg.mlp_hidden, cfg.mlp_out).eval()
+    insp = PatchInspector([s], None, mlp, cfg, k=8)
+    insp.patch.value = 4
+    assert "trained embedder" in insp.status.value and insp.view.valid

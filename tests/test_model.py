@@ -64,7 +64,7 @@ def test_plain_variant_has_no_fusion_nor_s2am():
 
 
 def test_fusion_registry_names():
-    assert set(FUSIONS) == {"none", "adain", "rain", "sf"}
+    assert set(FUSIONS) == {"none", "adain", "rain", "sf", "sf_literal"}
 
 
 @pytest.mark.parametrize(

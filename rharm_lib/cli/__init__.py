@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "harmonize": "rharm_lib.cli.harmonize",
     "bench": "rharm_lib.cli.bench",
     "study": "rharm_lib.cli.study",
+    "diagnose": "rharm_lib.cli.diagnose",
 }
 
 

@@ -3,17 +3,20 @@ region-wise contrastive loss L_HCL.
 
 Public API: :class:`LossConfig`, :class:`HarmonizationLoss` (the total, holding the
 shared MLP), the pure functions :func:`l1_loss`, :func:`pixel_loss`,
-:func:`region_contrastive_loss`, and the sampling pieces for the patch inspector:
+:func:`region_contrastive_loss` (under the readings of eqs. 10–11 in :data:`READINGS`), and the sampling pieces for the patch inspector:
 :func:`sample_locations`, :func:`extract_patches`, :func:`patch_boxes`, :func:`embed`.
 """
 
-from .config import NEGATIVES, PATCH_SOURCES, LossConfig
+from .config import LEGACY_LOSS, NEGATIVES, PATCH_SOURCES, SAMPLINGS, LossConfig
 from .contrastive import (
+    HCLTerms,
+    Locations,
     PatchEmbedder,
     embed,
     extract_patches,
     info_nce,
     patch_boxes,
+    patch_features,
     patch_starts,
     region_contrastive_loss,
     region_locations,
@@ -21,12 +24,21 @@ from .contrastive import (
     sampling_map,
 )
 from .pixel import l1_loss, pixel_loss
+from .readings import DEFAULT_READING, READINGS, Reading
 from .total import HarmonizationLoss
 
 __all__ = [
     "LossConfig",
+    "LEGACY_LOSS",
     "NEGATIVES",
     "PATCH_SOURCES",
+    "SAMPLINGS",
+    "READINGS",
+    "DEFAULT_READING",
+    "Reading",
+    "HCLTerms",
+    "Locations",
+    "patch_features",
     "HarmonizationLoss",
     "l1_loss",
     "pixel_loss",

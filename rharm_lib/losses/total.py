@@ -31,7 +31,7 @@ class HarmonizationLoss(nn.Module):
         pred: ``(B,3,H,W)`` harmonized output (sRGB, unclamped).
         target: ``(B,3,H,W)`` ground truth, sRGB in [0,1].
         mask: ``(B,1,H,W)`` float in ``{0,1}``.
-        composite: ``(B,3,H,W)`` the input composite (used when ``negatives="composite"``).
+        composite: ``(B,3,H,W)`` the input composite (cut by the readings that use it).
         generator: ``torch.Generator`` on the inputs' device for L_HCL's sampling.
 
     Returns:
@@ -42,7 +42,8 @@ class HarmonizationLoss(nn.Module):
     def __init__(self, cfg: LossConfig | None = None):
         super().__init__()
         self.cfg = cfg or LossConfig()
-        self.mlp = PatchEmbedder(3 * self.cfg.patch**2, self.cfg.mlp_hidden, self.cfg.mlp_out)
+        in_dim = self.cfg.reading_spec.in_dim(self.cfg.patch)
+        self.mlp = PatchEmbedder(in_dim, self.cfg.mlp_hidden, self.cfg.mlp_out)
 
     def forward(
         self,
@@ -67,7 +68,8 @@ class HarmonizationLoss(nn.Module):
                 hcl, skipped = region_contrastive_loss(
                     pred, target, m, self.mlp, composite.to(pred.dtype),
                     k=cfg.k, patch=cfg.patch, scale=cfg.sample_scale, tau=cfg.tau,
-                    negatives=cfg.negatives, patch_source=cfg.patch_source, generator=generator,
+                    reading=cfg.reading_name, patch_source=cfg.patch_source,
+                    region_mask=cfg.region_mask, sampling=cfg.sampling, generator=generator,
                 )  # fmt: skip
             else:
                 hcl = pred.new_zeros(())

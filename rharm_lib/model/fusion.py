@@ -21,8 +21,13 @@ Registry:
 - ``rain``: RAIN (Ling et al. 2021, RainNet): foreground re-styled with the decoder's
   own background statistics, background standardised with its own statistics, then a
   learned per-channel affine on each region, initialised at identity.
-- ``sf``: the paper's external style fusion (eqs. 4–7): like RAIN, but the foreground is
-  re-styled with the background statistics of the *encoder* feature ``E_i``.
+- ``sf``: the paper's external style fusion (eqs. 4–7) in the AdaIN form: like RAIN,
+  but the foreground is re-styled with the background statistics of the *encoder*
+  feature ``E_i``: ``F^fg = σ_E^bg (D − μ_D^fg)/σ_D^fg + μ_E^bg`` (the default; the
+  paper's Fig. 1 says the fusion "conspires with AdaIN").
+- ``sf_literal``: eq. 4 as printed, ``F^fg = (D^fg − μ_E^bg)/σ_E^bg``: the decoder's
+  foreground *normalised by* the encoder background's statistics (no decoder-foreground
+  statistics); eqs. 5–7 as in ``sf``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ from torch import nn
 
 from .masks import masked_mean_std
 
-__all__ = ["FUSIONS", "NoFusion", "AdaINFusion", "RAINFusion", "StyleFusion", "build_fusion"]
+__all__ = [
+    "FUSIONS",
+    "NoFusion",
+    "AdaINFusion",
+    "RAINFusion",
+    "StyleFusion",
+    "LiteralStyleFusion",
+    "build_fusion",
+]
 
 
 class NoFusion(nn.Module):
@@ -119,19 +132,34 @@ class StyleFusion(_RegionAffine):
         super().__init__(channels)
         self.eps = eps
 
+    def _foreground(self, d, mu_fg, sd_fg, mu_ref, sd_ref) -> torch.Tensor:
+        """Eq. 4, AdaIN form: ``σ_ref (D − μ_D^fg)/σ_D^fg + μ_ref``."""
+        return (d - mu_fg) / sd_fg * sd_ref + mu_ref
+
     def forward(self, dec: torch.Tensor, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         d, m = _up(dec), _up(mask).to(_up(dec).dtype)
         ref = _up(enc).to(d.dtype) if self.external else d
         mu_ref, sd_ref = masked_mean_std(ref, 1 - m, self.eps)  # E_i^bg (eq. 4)
         mu_fg, sd_fg = masked_mean_std(d, m, self.eps)
         mu_bg, sd_bg = masked_mean_std(d, 1 - m, self.eps)
-        f_fg = (d - mu_fg) / sd_fg * sd_ref + mu_ref  # eq. 4
+        f_fg = self._foreground(d, mu_fg, sd_fg, mu_ref, sd_ref)  # eq. 4
         f_bg = (d - mu_bg) / sd_bg  # eq. 5
         out = m * self._psi(f_fg, self.gamma_fg, self.beta_fg) + (1 - m) * self._psi(
             f_bg, self.gamma_bg, self.beta_bg
         )  # eqs. 6-7 and the recombination
         out = torch.where(_has_region(1 - m), out, d)
         return out.to(dec.dtype)
+
+
+class LiteralStyleFusion(StyleFusion):
+    """Eq. 4 as printed: ``F^fg = (D − μ_E^bg)/σ_E^bg`` (the decoder's foreground
+    standardised with the encoder background's channel statistics); eqs. 5–7 and the
+    recombination as :class:`StyleFusion`. With ψ at identity the fused foreground's
+    mean is ``(μ_D^fg − μ_E^bg)/σ_E^bg``, not ``μ_E^bg``: the encoder background is a
+    normaliser, the style is left to ψ's learned affine (eq. 6)."""
+
+    def _foreground(self, d, mu_fg, sd_fg, mu_ref, sd_ref) -> torch.Tensor:
+        return (d - mu_ref) / sd_ref  # eq. 4, literal
 
 
 class RAINFusion(StyleFusion):
@@ -146,6 +174,7 @@ FUSIONS: dict[str, type[nn.Module]] = {
     "adain": AdaINFusion,
     "rain": RAINFusion,
     "sf": StyleFusion,
+    "sf_literal": LiteralStyleFusion,
 }
 
 

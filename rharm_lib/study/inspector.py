@@ -7,13 +7,12 @@ locations (its background, eq. 10) drawn as the patch boxes L_HCL cuts; sliders 
 the patch size P and the sampling seed; a panel of patches and their embedding
 similarities (eq. 11).
 
-Exactness: the view calls the loss's own functions --
-:func:`rharm_lib.losses.contrastive.sample_locations` with a CPU generator seeded with the
-slider's seed (the generator :func:`region_contrastive_loss` would receive),
-:func:`~rharm_lib.losses.contrastive.patch_boxes` for the boxes,
-:func:`~rharm_lib.losses.contrastive.extract_patches`, :func:`~rharm_lib.losses.contrastive.embed`
-and :func:`~rharm_lib.losses.contrastive.info_nce` for the similarities and the per-location
-eq. 11 terms -- so the mean of the shown terms is L_HCL of this image (a test checks it).
+Exactness: the view calls the loss itself --
+:func:`rharm_lib.losses.contrastive.region_contrastive_loss` with ``return_terms=True`` and
+a CPU generator seeded with the slider's seed (the generator the loss would receive) --
+and draws its sampled locations (:func:`~rharm_lib.losses.contrastive.patch_boxes`), its
+embeddings and its per-query eq. 11 terms; so the shown L_HCL is the loss's value for this
+image under the configured reading (a test checks it).
 Two differences with training, both stated in the view: the harmonized output is the
 network's uint8 output (background copied from the composite) rather than the float
 training output, and the image is one at the benchmark's resolution rather than a crop.
@@ -39,19 +38,26 @@ from ..errors import RharmInputError
 from ..losses.config import LossConfig
 from ..losses.contrastive import (
     PatchEmbedder,
-    embed,
     extract_patches,
-    info_nce,
     patch_boxes,
-    sample_locations,
+    region_contrastive_loss,
 )
 from ..seed import make_generator
 
 __all__ = ["InspectorView", "compute_view", "render_view", "PatchInspector", "loss_from_checkpoint"]
 
-#: colours of negative (foreground) and positive (background) boxes
-NEG_COLOR = "#ff3b30"
-POS_COLOR = "#34c759"
+#: colours: the mask outline, negative (foreground) boxes, positive boxes -- three hues
+#: that stay distinct from each other and from typical object colours (a red object
+#: hid red negative boxes)
+OUTLINE_COLOR = "#ffd60a"
+NEG_COLOR = "#ff00ff"
+POS_COLOR = "#00e5ff"
+
+#: one line on what L_HCL measures (shown under the controls)
+CAPTION = (
+    "L_HCL (eq. 11) is low when each query patch of the output's foreground embeds closer to "
+    "its positive than to the negatives; the reading decides which patches those are."
+)
 
 
 @dataclass(frozen=True)
@@ -59,28 +65,37 @@ class InspectorView:
     """What the inspector shows for one image and one setting of the controls.
 
     Attributes:
-        name: the sample's name.
+        name: the sample's name; label: ``"family / name"`` (the name alone without a
+            ``subset``).
         k, patch, seed: the controls' values.
         valid: the image has foreground and background locations (else L_HCL skips it).
-        neg_idx, pos_idx: ``(K,)`` flat sampling-map indices (as ``sample_locations``).
+        neg_idx, pos_idx: ``(K,)`` flat sampling-map indices of the foreground and
+            background locations (as ``sample_locations``).
+        neg_ok, pos_ok: ``(K,)`` bool, the slot holds a distinct location (a region with
+            fewer than K cells fills fewer slots).
         neg_boxes, pos_boxes: ``(K,4)`` int ``(x0, y0, x1, y1)`` in image pixels, end
-            exclusive (as ``patch_boxes``).
+            exclusive (as ``patch_boxes``), of the negatives and of the positives (the
+            positives sit at the foreground locations for a reading whose positive is a
+            foreground patch).
         neg_patches, pos_patches: ``(K,P,P,3)`` float sRGB in [0,1] (as cut by
-            ``extract_patches``; for ``patch_source="map"`` the downsampled image's pixels).
+            ``extract_patches``, times the region mask when ``cfg.region_mask``).
         sim_pos: ``(K,K)`` cosine similarities query_k · positive_j.
-        sim_neg: ``(K,N)`` cosine similarities query_k · negative_j.
-        loss_k: ``(K,)`` eq. 11 terms; their mean is this image's L_HCL (0 if not valid).
-        loss: the mean of ``loss_k`` (eq. 12 for a batch of one), 0 if not valid.
+        sim_neg: ``(K,K)`` cosine similarities query_k · negative_j (NaN: not a negative).
+        loss_k: ``(K,)`` eq. 11 terms (0 for unfilled slots).
+        loss: this image's L_HCL (eq. 12 for a batch of one), 0 if not valid.
         composite, harmonized, target: ``(H,W,3)`` uint8; mask ``(H,W)`` uint8 {0,1}.
     """
 
     name: str
+    label: str
     k: int
     patch: int
     seed: int
     valid: bool
     neg_idx: np.ndarray
     pos_idx: np.ndarray
+    neg_ok: np.ndarray
+    pos_ok: np.ndarray
     neg_boxes: np.ndarray
     pos_boxes: np.ndarray
     neg_patches: np.ndarray
@@ -99,6 +114,12 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
 
 
+def sample_label(sample: dict[str, Any], i: int = 0) -> str:
+    """``"family / name"`` (the benchmark's subset is the composite family), else the name."""
+    name = str(sample.get("name", i))
+    return f"{sample['subset']} / {name}" if sample.get("subset") else name
+
+
 @torch.no_grad()
 def compute_view(
     sample: dict[str, Any],
@@ -109,17 +130,20 @@ def compute_view(
     patch: int,
     seed: int,
 ) -> InspectorView:
-    """Sample, cut and embed exactly as L_HCL does, for one image (pure function).
+    """Run L_HCL itself on one image and keep what it sampled (pure function).
+
+    Calls :func:`~rharm_lib.losses.contrastive.region_contrastive_loss` with
+    ``return_terms=True`` and a CPU generator seeded with ``seed`` (the generator the loss
+    would receive), so the view's locations, embeddings and eq. 11 terms are the loss's.
 
     Args:
         sample: a reader sample with ``composite``, ``target`` (H,W,3) uint8 and ``mask``
             (H,W) uint8 {0,1}.
         harmonized: ``(H,W,3)`` uint8, the network's output for the sample.
-        mlp: the shared embedder, input ``3·patch²`` (a new one is needed when ``patch``
-            differs from the loss's; see :class:`PatchInspector`).
-        cfg: the loss configuration (``sample_scale``, ``tau``, ``negatives``,
-            ``patch_source``).
-        k: K. patch: P. seed: seed of the CPU generator given to ``sample_locations``.
+        mlp: the shared embedder, input ``cfg.reading_spec.in_dim(patch)``.
+        cfg: the loss configuration (reading, ``sample_scale``, ``tau``, ``patch_source``,
+            ``region_mask``, ``sampling``).
+        k: K. patch: P. seed: seed of the CPU generator given to the loss.
 
     Returns:
         the :class:`InspectorView`.
@@ -132,45 +156,58 @@ def compute_view(
             f"{sample.get('name')}: composite {comp.shape}, harmonized {harmonized.shape}, "
             f"target {target.shape} and mask {mask.shape} must have one size"
         )
-    scale, src = cfg.sample_scale, cfg.patch_source
+    scale, src, spec = cfg.sample_scale, cfg.patch_source, cfg.reading_spec
     h, w = mask.shape
     map_size = (max(1, h // scale), max(1, w // scale))
     m = torch.from_numpy((mask > 0).astype(np.float32))[None, None]
-    pred, tgt, cmp_ = _to_tensor(harmonized), _to_tensor(target), _to_tensor(comp)
-    neg_idx, pos_idx, valid = sample_locations(m, k, scale, make_generator(seed))  # eqs. 9-10
-    q = embed(mlp, extract_patches(pred, neg_idx, patch, scale, src))  # output fg: queries
-    v_pos = embed(mlp, extract_patches(tgt, pos_idx, patch, scale, src))  # ground-truth bg
-    if cfg.negatives == "pred":
-        v_neg, excl = q, True
-    else:
-        v_neg, excl = embed(mlp, extract_patches(cmp_, neg_idx, patch, scale, src)), False
-    loss_k = info_nce(q, v_pos, v_neg, cfg.tau, excl)[0]  # eq. 11 per location
-    ok = bool(valid[0])
-    neg_src = pred if cfg.negatives == "pred" else cmp_
+    images = {
+        "pred": _to_tensor(harmonized),
+        "target": _to_tensor(target),
+        "composite": _to_tensor(comp),
+    }
+    loss, _, t = region_contrastive_loss(
+        images["pred"], images["target"], m, mlp, images["composite"], k=k, patch=patch,
+        scale=scale, tau=cfg.tau, reading=cfg.reading_name, patch_source=src,
+        region_mask=cfg.region_mask, sampling=cfg.sampling, generator=make_generator(seed),
+        return_terms=True,
+    )  # fmt: skip
+    loc = t.locations
+    idx = {"fg": loc.neg_idx, "bg": loc.pos_idx}
+    weight = {"fg": m, "bg": 1 - m}
 
-    def cut(img: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
-        p = extract_patches(img, idx, patch, scale, src)[0]
+    def cut(pset: tuple[str, str]) -> np.ndarray:
+        image, region = pset
+        p = extract_patches(images[image], idx[region], patch, scale, src)[0].view(k, 3, -1)
+        if cfg.region_mask:
+            p = p * extract_patches(weight[region], idx[region], patch, scale, src)[0].view(
+                k, 1, -1
+            )
         return p.reshape(k, 3, patch, patch).permute(0, 2, 3, 1).numpy()
 
-    sim_neg = (q[0] @ v_neg[0].T).numpy()
-    if excl:
+    sim_neg = (t.query[0] @ t.negative[0].T).numpy()
+    sim_neg[:, ~t.neg_ok[0].numpy()] = np.nan
+    if spec.exclude_self:
         np.fill_diagonal(sim_neg, np.nan)  # a query is not its own negative
+    ok = bool(loc.valid[0] & t.pair_ok[0].any())
     return InspectorView(
         name=str(sample.get("name", "")),
+        label=sample_label(sample),
         k=k,
         patch=patch,
         seed=seed,
         valid=ok,
-        neg_idx=neg_idx[0].numpy(),
-        pos_idx=pos_idx[0].numpy(),
-        neg_boxes=patch_boxes(neg_idx, map_size, patch, scale, src)[0].numpy(),
-        pos_boxes=patch_boxes(pos_idx, map_size, patch, scale, src)[0].numpy(),
-        neg_patches=cut(neg_src, neg_idx),
-        pos_patches=cut(tgt, pos_idx),
-        sim_pos=(q[0] @ v_pos[0].T).numpy(),
+        neg_idx=loc.neg_idx[0].numpy(),
+        pos_idx=idx[spec.positive[1]][0].numpy(),
+        neg_ok=loc.neg_ok[0].numpy(),
+        pos_ok=(loc.neg_ok if spec.positive[1] == "fg" else loc.pos_ok)[0].numpy(),
+        neg_boxes=patch_boxes(loc.neg_idx, map_size, patch, scale, src)[0].numpy(),
+        pos_boxes=patch_boxes(idx[spec.positive[1]], map_size, patch, scale, src)[0].numpy(),
+        neg_patches=cut(spec.negative),
+        pos_patches=cut(spec.positive),
+        sim_pos=(t.query[0] @ t.positive[0].T).numpy(),
         sim_neg=sim_neg,
-        loss_k=loss_k.numpy() if ok else np.zeros(k, np.float32),
-        loss=float(loss_k.mean()) if ok else 0.0,
+        loss_k=t.per_query[0].numpy(),
+        loss=float(loss),
         composite=comp,
         harmonized=harmonized,
         target=target,
@@ -190,45 +227,56 @@ def _mosaic(top: np.ndarray, bottom: np.ndarray, gap: int = 1) -> np.ndarray:
     return out
 
 
+_IMAGE_NAMES = {"pred": "output", "target": "ground truth", "composite": "composite"}
+
+
 def render_view(
     view: InspectorView, cfg: LossConfig, max_patches: int = 8, output_label: str = "harmonized"
 ):
-    """A matplotlib figure of ``view``.
+    """A matplotlib figure of ``view`` (constrained layout, integer ticks, a legend).
 
-    Layout: row 1: composite (mask outline), harmonized output with the K negative boxes
-    (red), ground truth with the K positive boxes (green), the K×K similarity matrix
-    query·positive; row 2: up to ``max_patches`` negative and positive patches and the
-    eq. 11 term per location.
+    Layout: row 1: composite (mask outline), the image whose foreground patches are the
+    negatives with the negative boxes, the ground truth with the positive boxes, the K×K
+    similarity matrix query·positive; row 2: up to ``max_patches`` negative and positive
+    patches and the eq. 11 term per location.
 
     Args:
-        view: the computed view. cfg: the loss configuration (titles, negatives' source).
+        view: the computed view. cfg: the loss configuration (titles, the reading).
         max_patches: patches shown per row. output_label: what the output panel is called.
 
     Returns:
-        the figure; ``fig.axes[1].patches`` are the negative boxes and
-        ``fig.axes[2].patches`` the positive ones (one :class:`Rectangle` per location).
+        the figure; ``fig.axes[1].patches`` are the drawn negative boxes and
+        ``fig.axes[2].patches`` the positive ones (one :class:`Rectangle` per filled slot).
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     from .plots import outline
 
+    spec = cfg.reading_spec
+    names = dict(_IMAGE_NAMES, pred=output_label)
+    neg_name = f"{names[spec.negative[0]]} {spec.negative[1]}"
+    pos_name = f"{names[spec.positive[0]]} {spec.positive[1]}"
     # a bare Figure (not pyplot): never auto-displayed by the inline backend
-    fig = Figure(figsize=(13, 6.2))
+    fig = Figure(figsize=(13, 6.8), layout="constrained")
     gs = fig.add_gridspec(2, 4, height_ratios=[3, 2])
     axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
-    neg_name = output_label if cfg.negatives == "pred" else "composite"
-    axes[0].imshow(outline(view.composite, view.mask))
-    axes[0].set_title(f"composite: {view.name}", fontsize=9)
-    axes[1].imshow(view.harmonized if cfg.negatives == "pred" else view.composite)
-    axes[1].set_title(f"{neg_name}: {view.k} negatives (fg)", fontsize=9)
+    rgb = tuple(int(OUTLINE_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+    axes[0].imshow(outline(view.composite, view.mask, color=rgb, width=2))
+    axes[0].set_title(f"composite: {view.label}", fontsize=10)
+    neg_img = view.harmonized if spec.negative[0] == "pred" else view.composite
+    axes[1].imshow(view.target if spec.negative[0] == "target" else neg_img)
+    axes[1].set_title(f"negatives: {neg_name} ({int(view.neg_ok.sum())})", fontsize=10)
     axes[2].imshow(view.target)
-    axes[2].set_title(f"ground truth: {view.k} positives (bg)", fontsize=9)
+    axes[2].set_title(f"positives: {pos_name} ({int(view.pos_ok.sum())})", fontsize=10)
     if view.valid:
-        for ax, boxes, color in (
-            (axes[1], view.neg_boxes, NEG_COLOR),
-            (axes[2], view.pos_boxes, POS_COLOR),
+        for ax, boxes, okk, color in (
+            (axes[1], view.neg_boxes, view.neg_ok, NEG_COLOR),
+            (axes[2], view.pos_boxes, view.pos_ok, POS_COLOR),
         ):
-            for x0, y0, x1, y1 in boxes:
+            for x0, y0, x1, y1 in boxes[okk]:
                 ax.add_patch(
-                    Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=0.8, ec=color)
+                    Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.0, ec=color)
                 )
     else:
         axes[1].text(
@@ -237,10 +285,12 @@ def render_view(
             bbox={"facecolor": "black", "alpha": 0.6},
         )  # fmt: skip
     im = axes[3].imshow(view.sim_pos, vmin=-1, vmax=1, cmap="coolwarm")
-    axes[3].set_title("cos(query_k, positive_j)", fontsize=9)
-    axes[3].set_xlabel("positive j (bg)", fontsize=8)
-    axes[3].set_ylabel("query k (fg)", fontsize=8)
-    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    axes[3].set_title("cos(query k, positive j)", fontsize=10)
+    axes[3].set_xlabel("positive j", fontsize=9)
+    axes[3].set_ylabel("query k", fontsize=9)
+    for axis in (axes[3].xaxis, axes[3].yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(im, ax=axes[3], shrink=0.8)
     for ax in axes[:3]:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -249,19 +299,25 @@ def render_view(
     ax.imshow(_mosaic(view.neg_patches[:n], view.pos_patches[:n]), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(
-        f"first {n} patches: negatives (top, {neg_name} fg), positives (bottom, bg)", fontsize=8
-    )
+    ax.set_title(f"first {n} patches: negatives (top, {neg_name}), positives (bottom)", fontsize=9)
     cos = " ".join(f"{view.sim_pos[i, i]:.2f}" for i in range(n))
-    ax.set_xlabel(f"cos(query_k, positive_k): {cos}", fontsize=8)
+    ax.set_xlabel(f"cos(query k, positive k): {cos}", fontsize=9)
     ax = fig.add_subplot(gs[1, 3])
-    ax.plot(view.loss_k, ".", ms=3)
-    ax.set_title(f"eq. 11 per location; mean (L_HCL) = {view.loss:.3f}", fontsize=8)
-    ax.set_xlabel("k", fontsize=8)
+    ax.plot(view.loss_k, ".", ms=4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"eq. 11 per slot k; L_HCL = {view.loss:.3f}", fontsize=9)
+    ax.set_xlabel("slot k", fontsize=9)
+    handles = [
+        Line2D([], [], color=OUTLINE_COLOR, lw=2, label="mask outline"),
+        Line2D([], [], color=NEG_COLOR, lw=2, label="negative patches"),
+        Line2D([], [], color=POS_COLOR, lw=2, label="positive patches"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
     fig.suptitle(
-        f"L_HCL sampling: K={view.k}, P={view.patch}, seed={view.seed}, scale={cfg.sample_scale}, "
-        f"patches from the {cfg.patch_source}, tau={cfg.tau}",
-        fontsize=10,
+        f"L_HCL reading '{cfg.reading_name}': K={view.k}, P={view.patch}px, seed={view.seed}, "
+        f"map 1/{cfg.sample_scale}, patches from the {cfg.patch_source}"
+        f"{' (region-masked)' if cfg.region_mask else ''}, tau={cfg.tau}",
+        fontsize=11,
     )
     return fig
 
@@ -287,19 +343,23 @@ class PatchInspector:
     """The ipywidgets patch inspector (see the module docstring).
 
     Args:
-        samples: reader samples with ground truth (the benchmark).
+        samples: reader samples with ground truth (the benchmark; any indexable sequence,
+            every item is reachable from the dropdown, labelled ``"family / name"``).
         harmonize: ``f(composite uint8 (H,W,3), mask uint8 (H,W)) -> uint8 (H,W,3)`` (a
             :class:`~rharm_lib.inference.Harmonizer`); ``None`` shows the composite as the
             output (an untrained view).
-        mlp: the trained embedder (:func:`loss_from_checkpoint`); for another patch size
-            than ``cfg.patch`` a fresh embedder seeded with the slider's seed is used, and
-            the view says so.
+        mlp: the trained embedder (:func:`loss_from_checkpoint`); when its input width does
+            not fit the patch size chosen, a fresh embedder seeded with the slider's seed
+            is used, and the status line says why.
         cfg: the loss configuration.
         k: initial K. max_k: the K slider's maximum.
+        dpi: resolution of the rendered PNG.
 
     Attributes:
-        image, k, patch, seed: the controls (``Dropdown``, ``IntSlider`` x3).
+        image, k, patch, seed: the controls (``Dropdown``, ``IntSlider`` x3; sliders
+            render on release, ``continuous_update=False``).
         image_out: an ``ipywidgets.Image`` holding the rendered PNG.
+        caption: an ``ipywidgets.HTML`` line on what L_HCL measures, with the colour legend.
         status: an ``ipywidgets.HTML`` line (validity, L_HCL, notes).
         view: the last :class:`InspectorView`; ``figure``: the last matplotlib figure.
         widget: the whole inspector (a ``VBox``) to display.
@@ -313,6 +373,7 @@ class PatchInspector:
         cfg: LossConfig | None = None,
         k: int = 16,
         max_k: int = 256,
+        dpi: int = 110,
     ):
         import ipywidgets as W
 
@@ -321,21 +382,42 @@ class PatchInspector:
         self.samples = samples
         self.harmonize = harmonize
         self.cfg = cfg or LossConfig()
+        self.dpi = dpi
         self._trained_mlp = mlp
         self._cache: dict[int, np.ndarray] = {}
-        names = [(str(s.get("name", i)), i) for i, s in enumerate(samples)]
-        self.image = W.Dropdown(options=names, value=0, description="image")
-        self.k = W.IntSlider(value=k, min=1, max=max_k, description="K")
-        self.patch = W.IntSlider(value=self.cfg.patch, min=2, max=32, step=2, description="patch")
-        self.seed = W.IntSlider(value=0, min=0, max=999, description="seed")
+        names = [(sample_label(samples[i], i), i) for i in range(len(samples))]
+        wide = {"description_width": "initial"}
+        self.image = W.Dropdown(options=names, value=0, description="Family / name", style=wide)
+        self.k = W.IntSlider(
+            value=k, min=1, max=max_k, description="K, patches per region",
+            continuous_update=False, style=wide,
+        )  # fmt: skip
+        self.patch = W.IntSlider(
+            value=self.cfg.patch, min=2, max=32, step=2, description="patch size (px)",
+            continuous_update=False, style=wide,
+        )  # fmt: skip
+        self.seed = W.IntSlider(
+            value=0, min=0, max=999, description="sampling seed", continuous_update=False,
+            style=wide,
+        )  # fmt: skip
         self.image_out = W.Image(format="png")
+        legend = " ".join(
+            f'<span style="color:{c}">&#9632;</span> {t}'
+            for c, t in (
+                (OUTLINE_COLOR, "mask outline"),
+                (NEG_COLOR, "negative patches"),
+                (POS_COLOR, "positive patches"),
+            )
+        )
+        self.caption = W.HTML(f"{CAPTION}<br>{legend}")
         self.status = W.HTML()
         for c in (self.image, self.k, self.patch, self.seed):
             c.observe(self._on_change, names="value")
         self.widget = W.VBox(
             [
-                W.HBox([self.image, self.k]),
-                W.HBox([self.patch, self.seed]),
+                self.image,
+                W.HBox([self.k, self.patch, self.seed]),
+                self.caption,
                 self.status,
                 self.image_out,
             ]
@@ -359,13 +441,19 @@ class PatchInspector:
             self._cache[i] = np.asarray(out, dtype=np.uint8)
         return self._cache[i]
 
-    def embedder(self) -> tuple[torch.nn.Module, bool]:
-        """``(mlp, trained)``: the trained MLP when the patch size matches, else a fresh one."""
+    def embedder(self) -> tuple[torch.nn.Module, str | None]:
+        """``(mlp, reason)``: the trained MLP and ``None`` when it fits the chosen patch
+        size, else a fresh one and why (no checkpoint / patch size differs)."""
         p = self.patch.value
-        if self._trained_mlp is not None and p == self.cfg.patch:
-            return self._trained_mlp, True
+        in_dim = self.cfg.reading_spec.in_dim(p)
+        if self._trained_mlp is None:
+            reason = "untrained embedder: no checkpoint given"
+        elif self._trained_mlp.net[0].in_features != in_dim:
+            reason = f"untrained embedder: patch size {p} px differs from the trained {self.cfg.patch} px"
+        else:
+            return self._trained_mlp, None
         torch.manual_seed(self.seed.value)
-        return PatchEmbedder(3 * p * p, self.cfg.mlp_hidden, self.cfg.mlp_out).eval(), False
+        return PatchEmbedder(in_dim, self.cfg.mlp_hidden, self.cfg.mlp_out).eval(), reason
 
     def compute(self) -> InspectorView:
         """The view for the controls' current values (no drawing)."""
@@ -384,20 +472,20 @@ class PatchInspector:
     def refresh(self) -> None:
         """Recompute and redraw (the callback of every control)."""
         view = self.compute()
-        _, trained = self.embedder()
+        _, reason = self.embedder()
         label = "harmonized" if self.harmonize is not None else "composite (no model)"
         fig = render_view(view, self.cfg, output_label=label)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
+        fig.savefig(buf, format="png", dpi=self.dpi)
         self.image_out.value = buf.getvalue()
         notes = [
-            f"L_HCL of this image = {view.loss:.4f}" if view.valid else "skipped by L_HCL (invalid)"
+            f"L_HCL of this image = {view.loss:.4f}"
+            if view.valid
+            else "skipped by L_HCL: the image has no foreground or no background location"
         ]
-        notes.append(
-            "trained embedder"
-            if trained
-            else "untrained embedder (patch size differs or no checkpoint)"
-        )
+        if view.valid and int(view.neg_ok.sum()) < view.k:
+            notes.append(f"only {int(view.neg_ok.sum())} foreground cells: fewer slots than K")
+        notes.append("trained embedder" if reason is None else reason)
         if self.harmonize is None:
             notes.append("no model: the composite stands for the output")
         self.status.value = " · ".join(notes)
