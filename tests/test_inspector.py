@@ -174,9 +174,9 @@ def test_empty_mask_is_skipped_without_nan(setup):
 @pytest.mark.parametrize(
     "cfg",
     [
-        LossConfig(k=8),
+        LossConfig(k=8, negatives="pred"),
         LossConfig(k=8, negatives="composite"),
-        LossConfig(k=8, patch_source="map"),
+        LossConfig(k=8, patch_source="map", negatives="pred"),
         LossConfig(k=8, reading="two_query"),
         LossConfig(k=8, reading="regularisation"),
     ],

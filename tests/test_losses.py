@@ -45,7 +45,7 @@ def test_pixel_loss_empty_mask_is_zero_and_area_normalised():
 
 def test_total_is_weighted_sum_and_keys():
     pred, target, mask, comp = _batch()
-    cfg = LossConfig(k=16)
+    cfg = LossConfig(k=16, negatives="pred")  # the pixel-patch reading (MLP input 3·8·8)
     loss = HarmonizationLoss(cfg)
     out = loss(pred, target, mask, comp, generator=make_generator(0))
     assert set(out) == {"total", "l1", "pixel", "hcl", "hcl_skipped"}
@@ -67,7 +67,7 @@ def test_total_is_weighted_sum_and_keys():
 def test_options_change_the_loss():
     pred, target, mask, comp = _batch()
     torch.manual_seed(0)
-    base = HarmonizationLoss(LossConfig(k=16))
+    base = HarmonizationLoss(LossConfig(k=16, negatives="pred"))
     vals = {}
     for name, cfg in {
         "pred": base.cfg,

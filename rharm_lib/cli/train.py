@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from ..losses.readings import NEGATIVES_READING, READINGS
 from ..train import TrainingDivergedError, get_config, train
 
 __all__ = ["register", "run"]
@@ -58,9 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--w-hcl", type=float, help="eq. 13 weight of L_HCL (paper 0.1; 0 = no contrastive loss)"
     )
     p.add_argument(
+        "--hcl-reading",
+        choices=sorted(READINGS),
+        help="reading of eqs. 10-11 (default style; pred_negatives = the paper's literal "
+        "text; see docs/model.md)",
+    )
+    p.add_argument(
         "--hcl-negatives",
         choices=("pred", "composite"),
-        help="L_HCL negatives from the output's (paper reading) or the composite's foreground",
+        help="shorthand: --hcl-reading pred_negatives (pred) or composite_negatives (composite)",
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
@@ -91,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     }
     over["ckpt_every"], over["log_every"] = args.ckpt_every, args.log_every
     cfg = get_config(args.config, **over)
-    loss_over = {"w_hcl": args.w_hcl, "negatives": args.hcl_negatives}
+    reading = args.hcl_reading
+    if args.hcl_negatives is not None:
+        reading = NEGATIVES_READING[args.hcl_negatives]
+    loss_over = {"w_hcl": args.w_hcl, "reading": reading}
     loss_over = {k: v for k, v in loss_over.items() if v is not None}
     if loss_over:  # the ablation switches of rharm_lib.losses.LossConfig
         cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, **loss_over))

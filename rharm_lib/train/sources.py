@@ -18,6 +18,7 @@ every process runs the same number of steps per epoch (that of the smallest shar
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,9 +31,11 @@ from ..batch import COMPOSITE, MASK, TARGET
 from ..data import benchmark
 from ..data.ihd import IHDDataset
 from ..data.imageio import resize_pair
+from ..data.mask_rule import MaskRuleConfig, with_rule_masks
 from ..data.photos import load_photos
+from ..data.photoset import PhotoSet
 from ..data.resolve import SourceSpec
-from ..data.synth import FAMILIES, synthesize
+from ..data.synth import FAMILIES, SAMPLER_VERSION, synthesize
 from ..errors import RharmInputError
 from ..paths import cache_root, data_root
 
@@ -188,8 +191,17 @@ def load_train_source(
     seed: int,
     rank: int = 0,
     world: int = 1,
+    rule_masks: bool = False,
 ) -> TensorSource:
     """Decode the training split of ``spec`` once, resized to ``photo_size``², onto ``device``.
+
+    ``rule_masks`` (photo sources only): replace the human masks as the benchmark's mask
+    rule does (:func:`rharm_lib.data.mask_rule.with_rule_masks`, target iHarmony4's
+    foreground sizes), so that training sees the test benchmark's foreground-size
+    distribution. Decision: the rule's seed is fixed (0) -- the masks are part of the
+    training set, like its split, not of a run's randomness -- and the chosen masks are
+    cached under ``cache_root()/train_masks`` (the SLIC proposals cost about 0.2 s a photo
+    once).
 
     Photos come from :func:`rharm_lib.data.photos.load_photos` (split ``"train"``). Pairs
     (iHarmony4 roots) are resized to ``photo_size``² (bicubic images, box-filtered mask
@@ -204,6 +216,8 @@ def load_train_source(
                 f"unknown synthesis families {unknown}; choose from {sorted(FAMILIES)}"
             )
         ps = load_photos(spec.location, "train", size=photo_size)
+        if rule_masks:
+            ps = _rule_masks_cached(ps)
         images, masks, comps = torch.as_tensor(ps.images), torch.as_tensor(ps.masks), None
         fams = fams or tuple(FAMILIES)
     else:
@@ -235,6 +249,23 @@ def load_train_source(
         rank=rank,
         world=world,
     )
+
+
+def _rule_masks_cached(ps: PhotoSet) -> PhotoSet:
+    """:func:`~rharm_lib.data.mask_rule.with_rule_masks` (seed 0), cached by content."""
+    h = hashlib.sha256(f"rule-masks v{SAMPLER_VERSION} {MaskRuleConfig()}".encode())
+    h.update(np.ascontiguousarray(ps.images).tobytes())
+    h.update(np.ascontiguousarray(ps.masks).tobytes())
+    path = cache_root() / "train_masks" / f"{h.hexdigest()[:20]}.npy"
+    if path.is_file():
+        masks = np.load(path)
+        return PhotoSet(ps.images, torch.as_tensor(masks), list(ps.names))
+    out = with_rule_masks(ps, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+    np.save(tmp, np.asarray(out.masks))
+    os.replace(tmp, path)
+    return out
 
 
 def eval_dataset(spec: SourceSpec, eval_data: str | os.PathLike | None = None) -> tuple[Any, str]:
