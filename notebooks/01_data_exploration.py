@@ -170,16 +170,48 @@ from rharm_lib import calibration
 
 cal_stats = calibration.dataset_statistics(bench)
 fig = calibration.plot_calibration(cal_stats)
-plots.save_figure(fig, ctx.figures_dir, "fig01_calibration", ctx.provenance(benchmark=P.benchmark))
+plots.save_figure(fig, ctx.figures_dir, "benchmark_calibration", ctx.provenance(benchmark=P.benchmark))
 plt.show()
 cal_report = calibration.calibration_report(cal_stats)
 tables.write_table(
     cal_report,
     ctx.results_dir,
-    "table01_calibration",
+    "benchmark_calibration",
     ctx.provenance(benchmark=P.benchmark),
     title="Calibration: per-image quantiles and KS distance vs iHarmony4's input composites",
     note="KS targets (All): fMSE <= 0.10, foreground fraction <= 0.15.",
     digits=3,
 )
 cal_report
+
+# %% [markdown]
+# ## How each reading of L_HCL pulls on the pixels (`rharm diagnose loss`)
+# For each reading of eqs. 10–11 (docs/model.md): the step-0 cosine between the descent
+# direction and `target − pred` on the foreground (> 0 helps), the size of the contrastive
+# gradient relative to the reconstruction terms, and the fMSE reached by optimising the
+# foreground pixels of composites of the training photos under the reading alone and under
+# eq. 13, from the composite. The profile sets the size (`diagnose`: images, side, steps).
+
+# %%
+from rharm_lib import diagnose
+
+n_diag, size_diag, steps_diag = P.diagnose
+diag_src = sources.train_source(P.train_source)
+comp_d, target_d, mask_d = diagnose.diagnosis_batch(diag_src, n=n_diag, size=size_diag, seed=ctx.seed)
+diag = diagnose.diagnose_loss(
+    comp_d, target_d, mask_d, diagnose.DiagnoseConfig(loss=loss_cfg, steps=steps_diag, seed=ctx.seed)
+)
+tables.write_table(
+    diagnose.diagnosis_table(diag).reset_index(),
+    ctx.results_dir,
+    "hcl_loss_diagnosis",
+    ctx.provenance(images=n_diag, size=size_diag, steps=steps_diag, source=P.train_source),
+    title=f"L_HCL readings: step-0 gradient alignment and pixel optimisation ({n_diag} composites, {size_diag}²)",
+    note="cos > 0: the descent direction points towards the ground truth; norm_ratio: |grad 0.1·L_HCL| / "
+    "|grad (0.4·L1 + 0.5·L_pixel)|; fmse_alone / fmse_total: foreground MSE after optimising the pixels "
+    "under the reading alone / under eq. 13 (the composite's and reconstruction's rows for reference).",
+    digits=3,
+)
+fig = diagnose.plot_loss_diagnosis(diag)
+plots.save_figure(fig, ctx.figures_dir, "hcl_loss_diagnosis", ctx.provenance(images=n_diag, size=size_diag))
+plt.show()

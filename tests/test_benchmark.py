@@ -68,7 +68,7 @@ def test_manifest_names_sampler_and_masks_per_family(tmp_path, photos):
 
     out = write_benchmark(photos, tmp_path / "b", seed=0)
     rec = json.loads((out / "benchmark.json").read_text())
-    assert rec["benchmark_version"] == benchmark.BENCHMARK_VERSION == 2
+    assert rec["benchmark_version"] == benchmark.BENCHMARK_VERSION == 3
     assert rec["sampler_version"] == SAMPLER_VERSION == 2
     assert rec["mask_rule"] == {**MaskRuleConfig().__dict__}
     # each subset's masks are the mask rule's choice for that family
@@ -181,3 +181,44 @@ def test_lalonde_dir_photos_and_errors(tmp_path):
         load_photos(root, "train")
     with pytest.raises(RharmInputError, match="neither"):
         load_photos(tmp_path / "nothing", "train")
+
+
+_ISA_SCRIPT = """
+import hashlib, torch
+from rharm_lib.data.benchmark import make_composites
+from rharm_lib.data.builtin import load_builtin
+from rharm_lib.data.synth import FAMILIES
+torch.set_num_threads(1)
+photos = load_builtin("test", 256)
+h = hashlib.sha256()
+for fam in FAMILIES:
+    comp, _, masks = make_composites(photos, fam, seed=0)
+    h.update(comp.numpy().tobytes())
+    h.update(masks.numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_benchmark_pixels_do_not_depend_on_the_cpu_kernels():
+    """The written composites are the same with AVX-512/AVX2 and with scalar kernels.
+
+    In float32 one value of the built-in benchmark flipped by 1 under
+    ATEN_CPU_CAPABILITY=default (why the input-composite row moved between machines); the
+    synthesis of the written benchmark runs in float64.
+    """
+    import os
+    import subprocess
+    import sys
+
+    def run(capability):
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        if capability:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        else:
+            env.pop("ATEN_CPU_CAPABILITY", None)
+        out = subprocess.run(
+            [sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    assert run(None) == run("default")

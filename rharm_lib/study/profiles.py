@@ -69,6 +69,9 @@ class StudyProfile:
         note: one line shown in every table's provenance.
         seeds: training seeds of notebook 02 (one finished run each, reused when present);
             the Table II/III analogue reports the model's mean ± sd over them.
+        diagnose: ``(images, size, steps)`` of the L_HCL diagnosis in notebook 01
+            (:func:`rharm_lib.diagnose.diagnose_loss`: composites of the training photos,
+            their side, Adam steps of the pixel optimisation).
         check_rtol: relative tolerance of trained-model rows in ``rharm study --check``,
             derived from the measured seed-to-seed spread of this profile (``docs/study.md``);
             rows without training are always checked to 1e-6.
@@ -101,12 +104,14 @@ class StudyProfile:
     note: str
     seeds: tuple[int, ...] = (0,)
     check_rtol: float = 0.25
+    diagnose: tuple[int, int, int] = (4, 64, 15)
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["highres_sizes"] = list(self.highres_sizes)
         d["seeds"] = list(self.seeds)
+        d["diagnose"] = list(self.diagnose)
         return d
 
 
@@ -177,6 +182,7 @@ PROFILES: dict[str, StudyProfile] = {
         "photos on 2 CPU cores; evaluated on the lalonde test benchmark",
         seeds=(0, 1, 2),
         check_rtol=0.25,
+        diagnose=(8, 96, 50),
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
     # the session that wrote it). Training: 1,500 steps x 64 images = 96k composites of the

@@ -533,7 +533,7 @@ def train(
     source = load_train_source(
         spec, photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size // info.world,
         crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
-        rule_masks=cfg.rule_masks,
+        rule_masks=cfg.rule_masks, photo_jitter=cfg.photo_jitter,
         rank=info.rank, world=info.world,
     )  # fmt: skip
     total = cfg.steps or cfg.epochs * source.steps_per_epoch

@@ -80,6 +80,7 @@ class TensorSource:
         seed: int,
         rank: int = 0,
         world: int = 1,
+        photo_jitter: float = 0.0,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise RharmInputError(
@@ -107,6 +108,7 @@ class TensorSource:
         self.images, self.masks, self.composites = images, masks, composites
         self.batch_size, self.crop_size, self.hflip = batch_size, crop_size, hflip
         self.families, self.seed, self.rank, self.world = tuple(families), seed, rank, world
+        self.photo_jitter = float(photo_jitter)
         self._perm: tuple[int, torch.Tensor] | None = None
 
     @property
@@ -157,11 +159,26 @@ class TensorSource:
 
         target = take(self.images).float().div_(255)
         mask = take(self.masks).float()
+        if self.photo_jitter > 0 and self.composites is None:
+            target = self._jitter(target, step)
         if self.composites is not None:
             composite = take(self.composites).float().div_(255)
         else:
             composite = self._synthesize(target, mask, g, g_cpu)
         return {COMPOSITE: composite, MASK: mask, TARGET: target, "index": idx_cpu}
+
+    def _jitter(self, target: torch.Tensor, step: int) -> torch.Tensor:
+        """A random global colour change of each whole photo (gain and offset per channel,
+        up to ``photo_jitter``), drawn from its own generator so that the other draws of the
+        step do not move. The photo stays harmonious (foreground and background change
+        together); a model trained on a handful of photos can no longer memorise their
+        absolute colours and has to read the foreground against the background."""
+        dev = target.device
+        g = torch.Generator(device=dev).manual_seed(step_seed(self.seed, self.rank, step, 3))
+        b, j = target.shape[0], self.photo_jitter
+        gain = 1 + j * (2 * torch.rand(b, 3, 1, 1, generator=g, device=dev) - 1)
+        bias = 0.5 * j * (2 * torch.rand(b, 3, 1, 1, generator=g, device=dev) - 1)
+        return (target * gain + bias).clamp_(0, 1)
 
     def _synthesize(
         self, target: torch.Tensor, mask: torch.Tensor, g: torch.Generator, g_cpu: torch.Generator
@@ -192,6 +209,7 @@ def load_train_source(
     rank: int = 0,
     world: int = 1,
     rule_masks: bool = False,
+    photo_jitter: float = 0.0,
 ) -> TensorSource:
     """Decode the training split of ``spec`` once, resized to ``photo_size``², onto ``device``.
 
@@ -248,6 +266,7 @@ def load_train_source(
         seed=seed,
         rank=rank,
         world=world,
+        photo_jitter=photo_jitter,
     )
 
 

@@ -1,0 +1,115 @@
+"""The training diagnosis ladder of docs/training.md, one rung per call.
+
+Rungs (``--rung``):
+
+- ``overfit``: train on ONE fixed batch; the pixel term must fall far below its start
+  (the optimiser and the network can fit at all).
+- ``probe``: train on the stream of synthesised training batches and print, every 50
+  steps, the model's foreground L1 (``pixel`` term of eq. 13) divided by the composite's own
+  on the same batches (< 1: the model does better than "change nothing" on training data).
+- ``heldout``: a full training run (``rharm_lib.train.train``) with periodic evaluation on
+  the fixed lalonde test benchmark (the run folder's ``eval.csv``).
+
+Every factor the diagnosis varies is a flag (config, widths, norm, sizes, lr, schedule,
+L_HCL weight); nothing else differs from ``rharm train``. Examples::
+
+    python tools/train_ladder.py --rung overfit --config cpu --steps 300 --crop-size 96
+    python tools/train_ladder.py --rung probe --config cpu --steps 400 --crop-size 96 --lr 3e-4
+    python tools/train_ladder.py --rung heldout --config ci --steps 600 --out runs/ladder/ci_base
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+
+from rharm_lib.batch import COMPOSITE, MASK, TARGET
+from rharm_lib.data.resolve import resolve_data
+from rharm_lib.train.config import get_config
+from rharm_lib.train.engine import _lr_at, build_objective, setup_device, train, train_step
+from rharm_lib.train.sources import load_train_source, step_seed
+
+
+def _pixel(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    d = (pred - target).abs() * mask
+    return float((d.sum((1, 2, 3)) / (3 * mask.sum((1, 2, 3)).clamp(min=1))).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rung", choices=("overfit", "probe", "heldout"), required=True)
+    ap.add_argument("--config", default="cpu")
+    ap.add_argument("--data", default="lalonde")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--schedule", choices=("constant", "cosine"))
+    ap.add_argument("--norm", choices=("batch", "instance", "group", "none"))
+    ap.add_argument("--widths", help="comma-separated channel widths, e.g. 16,32,64,128,192")
+    ap.add_argument("--photo-size", type=int)
+    ap.add_argument("--crop-size", type=int)
+    ap.add_argument("--w-hcl", type=float)
+    ap.add_argument("--no-rule-masks", action="store_true", help="keep the human masks")
+    ap.add_argument("--eval-images", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", help="run folder (rung heldout)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    crop = a.crop_size
+    photo = a.photo_size or (crop + crop // 8 if crop else None)
+    cfg = get_config(
+        a.config, steps=a.steps, lr=a.lr, lr_schedule=a.schedule, photo_size=photo,
+        crop_size=crop, seed=a.seed, compile=False,
+    )  # fmt: skip
+    model = {"norm": a.norm} if a.norm else {}
+    if a.widths:
+        model["widths"] = tuple(int(w) for w in a.widths.split(","))
+    loss = {"w_hcl": a.w_hcl} if a.w_hcl is not None else {}
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, **model),
+        loss=dataclasses.replace(cfg.loss, **loss),
+        rule_masks=not a.no_rule_masks,
+    )
+    if a.rung == "heldout":
+        if not a.out:
+            ap.error("--out is required for --rung heldout")
+        cfg = dataclasses.replace(
+            cfg, eval_every=max(1, a.steps // 3), eval_max_images=a.eval_images,
+            ckpt_every=a.steps,
+        )  # fmt: skip
+        s = train(cfg, a.data, a.out, resume=True, reuse=True, progress=False)
+        print(f"final: {s.final} (composite: {s.baseline})")
+        return
+
+    dev, info = setup_device(cfg, "cpu")
+    t = build_objective(cfg, dev, info)
+    src = load_train_source(
+        resolve_data(a.data), photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size,
+        crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
+        rule_masks=cfg.rule_masks,
+    )  # fmt: skip
+    fixed = src.batch(0) if a.rung == "overfit" else None
+    model_sum = ident_sum = 0.0
+    t0 = time.time()
+    for step in range(a.steps):
+        b = fixed if fixed is not None else src.batch(step)
+        ident_sum += _pixel(b[COMPOSITE], b[TARGET], b[MASK])
+        g = torch.Generator().manual_seed(step_seed(cfg.seed, 0, step, 2))
+        out = train_step(t, b, _lr_at(cfg, step, a.steps), g)
+        model_sum += float(out["pixel"].detach())
+        if (step + 1) % 50 == 0:
+            print(
+                f"{a.rung} step {step + 1}: pixel {model_sum / 50:.5f}, composite's own "
+                f"{ident_sum / 50:.5f}, ratio {model_sum / ident_sum:.3f} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+            model_sum = ident_sum = 0.0
+
+
+if __name__ == "__main__":
+    main()
