@@ -249,7 +249,7 @@ def _write_result(out_dir: Path, files: Mapping[str, str], prov: Mapping[str, An
         for fname, text in files.items():
             (tmp / fname).write_text(text)
         write_json_atomic(tmp / "provenance.json", prov, portable=True)
-        publish_dir(tmp, out_dir, "rharm evaluate")
+        publish_dir(tmp, out_dir, "rharm evaluate", legacy=RESULT_FILES)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

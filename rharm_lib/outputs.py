@@ -200,18 +200,19 @@ def _publish_mode(path: Path, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
-def publish_dir(tmp: Path, out: Path, command: str) -> Path:
+def publish_dir(tmp: Path, out: Path, command: str, legacy: Iterable[str] = ()) -> Path:
     """Write :data:`MANIFEST` into the finished ``tmp`` folder and rename it to ``out``.
 
-    An existing ``out`` (checked by :func:`check_output_dir` to be ours) is moved aside
-    first and removed after the rename; on failure it is put back. Returns ``out``.
+    An existing ``out`` (checked by :func:`check_output_dir` to be ours; ``legacy`` as
+    there) is moved aside first and removed after the rename; on failure it is put back.
+    Returns ``out``.
     """
     write_manifest(tmp, command)
     _publish_mode(tmp, directory=True)
     old: Path | None = None
     try:
         if out.is_dir():
-            if foreign_files(out):  # written meanwhile by someone else: never delete it
+            if foreign_files(out, legacy):  # written meanwhile by someone else: never delete it
                 raise RharmInputError(f"{out} changed while this command ran; nothing replaced")
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.rename(out, old)

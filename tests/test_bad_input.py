@@ -307,12 +307,15 @@ def test_output_folders_and_files(cli, tmp_path):
         "synth --out <file>/x": ["data", "synth", "--size", "32", "--out", "afile/x"],
         "pack --out <file>": ["data", "pack", "--photos", "builtin", "--size", "32", "--out", "afile"],
         "pack --out <folder>": ["data", "pack", "--photos", "builtin", "--size", "32", "--out", "foreign"],
+        "fetch --out <foreign>": ["data", "fetch", "lalonde", "--url", "http://127.0.0.1:9/x.zip",
+                                  "--out", "foreign", "--quiet"],
     }  # fmt: skip
     msgs = {name: cli(*argv, cwd=tmp_path).one_error_line() for name, argv in refused.items()}
     assert _listing(tmp_path) == before  # nothing written, nothing deleted
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "afile").read_text() == "mine"
     assert "notes.txt" in msgs["synth --overwrite <foreign>"]
+    assert "notes.txt" in msgs["fetch --out <foreign>"]  # refused before any download
     assert "nope" in msgs["train --eval-data <missing>"]
     assert "not written by this command" in msgs["pack --out <file>"]
 
@@ -335,7 +338,9 @@ def test_overwrite_replaces_only_what_we_wrote(cli, tmp_path):
     argv = ["evaluate", "--data", "builtin", "--method", "composite", "--eval-size", "32",
             "--no-progress", "--out", "e"]  # fmt: skip
     assert cli(*argv, cwd=tmp_path).rc == 0
+    (tmp_path / "e" / MANIFEST).unlink()  # a result written before manifests: still ours
     assert cli(*argv, cwd=tmp_path).rc == 0
+    assert (tmp_path / "e" / MANIFEST).is_file()
     (tmp_path / "e" / "mine.txt").write_text("mine")
     assert "mine.txt" in cli(*argv, cwd=tmp_path).one_error_line()
     assert (tmp_path / "e" / "mine.txt").is_file()

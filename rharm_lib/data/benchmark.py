@@ -76,14 +76,17 @@ CHUNK = 32
 BENCHMARK_VERSION = 1
 
 
+#: the top-level names of a benchmark written before manifests existed
+_LEGACY = ("IHD_test.txt", "benchmark.json", *SUBSETS.values())
+
+
 def check_benchmark_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Check, before any work, that a benchmark can be written at ``out``
     (:func:`rharm_lib.outputs.check_output_dir`): not a file, a writable parent, and an
     existing folder only with ``overwrite`` and only when it holds nothing but a benchmark
     rharm wrote (its manifest; for benchmarks that predate manifests, the benchmark's own
     top-level names). Raises :class:`RharmInputError` otherwise."""
-    legacy = ("IHD_test.txt", "benchmark.json", *SUBSETS.values())
-    return check_output_dir(out, overwrite=overwrite, legacy=legacy)
+    return check_output_dir(out, overwrite=overwrite, legacy=_LEGACY)
 
 
 def real_name(name: str) -> str:
@@ -235,7 +238,7 @@ def write_benchmark(
         if out.exists() and not overwrite:
             raise RharmInputError(f"{out} already exists (written concurrently)")
         try:
-            publish_dir(tmp, out, "rharm data synth")
+            publish_dir(tmp, out, "rharm data synth", legacy=_LEGACY)
         except OSError:
             if out.exists() and not overwrite:
                 raise RharmInputError(f"{out} already exists (written concurrently)") from None
