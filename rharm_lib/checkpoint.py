@@ -17,17 +17,30 @@ nested dicts, see :func:`rharm_lib.config_io.plain`), so that it loads with
 ``rng``             torch CPU / CUDA, NumPy and ``random`` states (:func:`capture_rng`)
 ``provenance``      git commit, versions, device, date, world size, data source
 ``metrics``         the last evaluation's summary (may be empty)
+``digest``          SHA-256 over every tensor of the payload (:func:`tensor_digest`)
 ==================  =============================================================
 
-Writes go to a temporary file in the same folder, are flushed and fsync'ed, then
-renamed over the destination with :func:`os.replace`: a crash (even SIGKILL) leaves
-either the previous complete file or the new complete file, never a truncated one.
+Writes go to a temporary file in the same folder (``.last.pt.tmp-<pid>``, see
+:mod:`rharm_lib.outputs`), are flushed and fsync'ed, then renamed over the destination
+with :func:`os.replace`: a crash (even SIGKILL) leaves either the previous complete file or
+the new complete file, never a truncated one; the temporaries of killed writers are removed
+by :func:`rharm_lib.outputs.clean_stale_temps` when the next run starts.
+
+Integrity: :func:`save_checkpoint` refuses a payload holding a non-finite floating tensor
+(parameters *and* buffers such as BatchNorm's ``running_var``, the loss's MLPs, the
+optimiser's moments) and stores :func:`tensor_digest` of the payload; :func:`load_checkpoint`
+recomputes the digest ("checkpoint is corrupted" when it differs: flipped bytes inside the
+tensor data load without complaint from torch otherwise) and refuses non-finite tensors.
+Format version 1 files (before the digest) load without the digest check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +48,15 @@ import numpy as np
 import torch
 
 from .errors import RharmInputError
+from .outputs import tmp_sibling
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "NonFiniteStateError",
+    "iter_tensors",
+    "nonfinite_tensors",
+    "tensor_digest",
     "save_checkpoint",
     "load_checkpoint",
     "capture_rng",
@@ -46,12 +64,60 @@ __all__ = [
 ]
 
 FORMAT = "rharm-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _REQUIRED = ("train_config", "step", "model")
 
 
+class NonFiniteStateError(ValueError):
+    """A state to be checkpointed holds NaN/Inf (``.names``: where)."""
+
+    def __init__(self, names: list[str]) -> None:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        super().__init__(f"non-finite values in {len(names)} tensor(s): {shown}")
+        self.names = names
+
+
+def iter_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor inside nested dicts/lists/tuples, as ``(dotted path, tensor)``, in a
+    fixed order (dict keys sorted by their string form)."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            yield from iter_tensors(obj[k], f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from iter_tensors(v, f"{prefix}.{i}" if prefix else str(i))
+
+
+def nonfinite_tensors(obj: Any) -> list[str]:
+    """Paths of the floating-point tensors in ``obj`` holding a NaN or an Inf (parameters,
+    buffers such as BatchNorm ``running_var``, optimiser moments ...)."""
+    return [
+        name
+        for name, t in iter_tensors(obj)
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())
+    ]
+
+
+def tensor_digest(obj: Any) -> str:
+    """SHA-256 over every tensor in ``obj`` (path, dtype, shape, bytes in row-major order).
+
+    Independent of device and memory layout (channels_last tensors hash as their
+    contiguous copy), so the digest computed before ``torch.save`` equals the one of the
+    loaded file.
+    """
+    h = hashlib.sha256()
+    for name, t in iter_tensors(obj):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` (plus the format tag) to ``path``.
+    """Atomically write ``payload`` (plus the format tag and the tensor digest) to ``path``.
 
     Args:
         path: destination, e.g. ``RUN/checkpoints/last.pt``; parent folders are created.
@@ -59,11 +125,19 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        NonFiniteStateError: a floating tensor of ``payload`` holds NaN/Inf (nothing is
+            written; the file at ``path`` is kept).
     """
     path = Path(path)
+    bad = nonfinite_tensors(payload)
+    if bad:
+        raise NonFiniteStateError(bad)
     path.parent.mkdir(parents=True, exist_ok=True)
     obj = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    obj["digest"] = tensor_digest(payload)
+    tmp = tmp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
@@ -81,14 +155,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         RharmInputError: the file is missing, is not a torch file, cannot be loaded with
-            ``weights_only=True`` (it would execute code), is truncated, or is a torch file
-            of another program (no ``format`` tag, e.g. a bare ``state_dict``).
+            ``weights_only=True`` (it would execute code), is truncated, is a torch file
+            of another program (no ``format`` tag, e.g. a bare ``state_dict``), its tensors
+            do not match the stored digest (corrupted), or it holds NaN/Inf.
     """
     path = Path(path)
     if not path.is_file():
         raise RharmInputError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # a legacy (raw pickle) file makes torch warn before it fails; the error below
+            # says everything in one line
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - garbage bytes raise anything (KeyError, EOFError ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RharmInputError(
@@ -109,6 +188,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in obj]
     if missing:
         raise RharmInputError(f"{path} is an incomplete rharm checkpoint: missing {missing}")
+    payload = {k: v for k, v in obj.items() if k not in ("format", "format_version", "digest")}
+    if obj.get("format_version", 1) >= 2 and obj.get("digest") != tensor_digest(payload):
+        raise RharmInputError(
+            f"checkpoint {path} is corrupted: its tensors do not match the digest stored "
+            "when it was written"
+        )
+    bad = nonfinite_tensors(payload)
+    if bad:
+        raise RharmInputError(f"checkpoint {path} is unusable: {NonFiniteStateError(bad)}")
     return obj
 
 

@@ -29,14 +29,24 @@ def resolve_device(
         The device.
 
     Raises:
-        RharmInputError: a CUDA device was asked for and torch sees none.
+        RharmInputError: a name that is not ``auto``, ``cpu`` or ``cuda[:k]`` (e.g. ``tpu``),
+            a CUDA device when torch sees none, or a CUDA index beyond the devices present.
     """
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda" if local_rank is None else f"cuda:{local_rank}")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise RharmInputError(f"unknown device {str(device)!r}; expected auto, cpu, cuda or cuda:N")
+    msg = ""
     if dev.type == "cuda" and not torch.cuda.is_available():
         msg = f"device {str(device)!r} asked for but torch sees no CUDA device"
+    elif dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        msg = f"device {str(device)!r} asked for but torch sees {torch.cuda.device_count()} CUDA device(s)"
+    if msg:
         raise RharmInputError(f"{msg}; {hint}" if hint else msg)
     return dev

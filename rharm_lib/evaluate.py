@@ -11,10 +11,18 @@
 - ``provenance.json``: git commit, package versions, date, device, the protocol
   (:data:`rharm_lib.metrics.PROTOCOL`), the method and the data.
 
-Atomicity: nothing is written until every image has been evaluated; the files then go to
-a temporary directory next to ``out_dir`` that is renamed to ``out_dir``. A failure
-(unreadable file, sizes that disagree, Ctrl-C) leaves no ``out_dir`` that looks complete.
-An existing ``out_dir`` is replaced only when it holds nothing but these four files.
+Atomicity: ``out_dir`` is checked before the first image (a file, a read-only place, a
+folder holding other files are refused at once, :func:`rharm_lib.outputs.check_output_dir`);
+nothing is written until every image has been evaluated; the files then go to a temporary
+directory next to ``out_dir`` (``.<name>.tmp-<pid>``) that is renamed to ``out_dir`` with a
+manifest (:func:`rharm_lib.outputs.publish_dir`). A failure (unreadable file, sizes that
+disagree, Ctrl-C) leaves no ``out_dir`` that looks complete. An existing ``out_dir`` is
+replaced only when it holds nothing but a previous result (the files its manifest lists,
+or these four files).
+
+Memory: the metrics need about :data:`EVAL_BYTES_PER_PIXEL` bytes per pixel of the
+evaluation size (float64 SSIM maps of three channels; measured 238 B/px at 2048²);
+:func:`check_eval_size` refuses a size whose estimate exceeds the memory available.
 
 Decision -- methods see the evaluation-size inputs: by default (``run_at_eval_size=True``)
 the composite, mask and target are resized to ``eval_size`` first (PIL bilinear / nearest,
@@ -36,7 +44,6 @@ import inspect
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,14 +68,18 @@ from .metrics import (
     summary_markdown,
 )
 from .model import count_params
+from .outputs import check_output_dir, publish_dir, tmp_sibling
 from .provenance import portable_paths, provenance, write_json_atomic
 
 __all__ = [
     "METHODS",
     "RESULT_FILES",
+    "check_eval_out",
     "PER_IMAGE_COLUMNS",
     "evaluate",
     "evaluate_methods",
+    "check_eval_size",
+    "EVAL_BYTES_PER_PIXEL",
     "method_params",
     "resolve_method",
     "SampleMethod",
@@ -76,6 +87,48 @@ __all__ = [
 
 #: files written by :func:`evaluate` (an ``out_dir`` holding only these may be replaced)
 RESULT_FILES = ("per_image.csv", "summary.csv", "summary.md", "provenance.json")
+#: peak bytes per evaluation pixel of the metrics (measured 238 at 2048², rounded up)
+EVAL_BYTES_PER_PIXEL = 256
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of ``/proc/meminfo``), or ``None``."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_eval_size(eval_size: int | None, available: int | None = None) -> None:
+    """Refuse an evaluation size that is not an int >= 11 or ``None`` (native), or whose
+    memory estimate (``EVAL_BYTES_PER_PIXEL * eval_size**2``) exceeds the memory available
+    (``available`` bytes; default: what the system reports now).
+
+    Raises:
+        RharmInputError: with the estimate, e.g. ``--eval-size 99999 needs about 2560 GB``.
+    """
+    if eval_size is None:
+        return
+    if not isinstance(eval_size, int | np.integer) or isinstance(eval_size, bool) or eval_size < 11:
+        raise RharmInputError(
+            f"eval_size must be an int >= 11 (the SSIM window) or None, got {eval_size!r}"
+        )
+    need = EVAL_BYTES_PER_PIXEL * int(eval_size) ** 2
+    have = _available_memory() if available is None else available
+    if have is not None and need > have:
+        raise RharmInputError(
+            f"--eval-size {eval_size} needs about {need / 1e9:,.1f} GB per image for the "
+            f"metrics ({EVAL_BYTES_PER_PIXEL} B/px) but {have / 1e9:,.1f} GB are available; choose a "
+            "smaller size or 'native'"
+        )
+
+
 #: columns of ``per_image.csv``
 PER_IMAGE_COLUMNS = ("subset", "name", *METRICS, "fg_pixels", "height", "width")
 
@@ -179,39 +232,27 @@ def _method_name(method: Any) -> str:
     )
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RharmInputError(f"--out {out_dir}: exists and is not a directory")
-    if out_dir.is_dir():
-        other = sorted(p.name for p in out_dir.iterdir() if p.name not in RESULT_FILES)
-        if other:
-            raise RharmInputError(
-                f"--out {out_dir}: exists and holds other files ({other[:5]}); "
-                "choose a new directory (only a previous result's four files are replaced)"
-            )
+def check_eval_out(out_dir: str | os.PathLike) -> Path:
+    """Check, before any work, that a result folder can be written at ``out_dir``
+    (:func:`rharm_lib.outputs.check_output_dir`; a folder of a previous result, and only
+    that, may be replaced)."""
+    return check_output_dir(out_dir, overwrite=True, legacy=RESULT_FILES)
 
 
 def _write_result(out_dir: Path, files: Mapping[str, str], prov: Mapping[str, Any]) -> None:
     """Write the result files into a temporary sibling directory, then rename it."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    old: Path | None = None
+    tmp = tmp_sibling(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         for fname, text in files.items():
             (tmp / fname).write_text(text)
         write_json_atomic(tmp / "provenance.json", prov, portable=True)
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
-        if out_dir.is_dir():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
+        publish_dir(tmp, out_dir, "rharm evaluate", legacy=RESULT_FILES)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out_dir.exists():
-            os.rename(old, out_dir)  # put the previous result back
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def evaluate(
@@ -252,13 +293,9 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    out_dir = check_eval_out(out_dir)
+    check_eval_size(eval_size)
     if eval_size is not None:
-        if not isinstance(eval_size, int | np.integer) or eval_size < 11:
-            raise RharmInputError(
-                f"eval_size must be an int >= 11 (the SSIM window) or None, got {eval_size!r}"
-            )
         eval_size = int(eval_size)
     n = len(dataset)
     if n == 0:

@@ -70,10 +70,18 @@ def load_network(
         net.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
         raise RharmInputError(
-            f"{path}: the stored weights do not fit the stored model config: {str(exc)[:300]}"
+            f"{path}: the stored weights do not fit the stored model config: {_first_mismatch(exc)}"
         ) from None
     net.eval()
     return net, ckpt
+
+
+def _first_mismatch(exc: Exception) -> str:
+    """One line from ``load_state_dict``'s multi-line error: its first problem and a count."""
+    lines = [" ".join(x.split()) for x in str(exc).splitlines() if x.strip()]
+    problems = [x for x in lines[1:] if x] or lines or [type(exc).__name__]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0][:240] + more
 
 
 class Harmonizer:

@@ -21,6 +21,7 @@ from rharm_lib.metrics import (
     resize_image,
     resize_mask,
 )
+from rharm_lib.outputs import MANIFEST
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def _cli(*args):
 def test_cli_writes_the_contract(ihd, tmp_path, capsys):
     out = tmp_path / "res"
     assert _cli("--data", ihd, "--method", "reinhard", "--out", out) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(RESULT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*RESULT_FILES, MANIFEST])
     per = pd.read_csv(out / "per_image.csv")
     assert tuple(per.columns) == PER_IMAGE_COLUMNS and len(per) == 5
     assert (per["height"] == 200).all() and (per["width"] == 300).all()
@@ -187,9 +188,11 @@ def test_bad_unknown_subset_method_and_options(ihd, tmp_path, capsys):
     _fails(capsys, o, "--data", ihd, "--method", "checkpoint", match="needs --checkpoint")
     _fails(capsys, o, "--data", ihd, "--method", "checkpoint", "--checkpoint", tmp_path / "x.pt",
            match=r"x\.pt: no such checkpoint")  # fmt: skip
-    _fails(
-        capsys, o, "--data", ihd, "--method", "composite", "--eval-size", "big", match="--eval-size"
-    )
+    with pytest.raises(SystemExit) as info:  # an argument error: argparse's exit, one line
+        _cli("--data", ihd, "--method", "composite", "--eval-size", "big", "--out", o)
+    assert info.value.code == 2 and not o.exists()
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--eval-size: expected an integer, got 'big'" in err
     _fails(
         capsys,
         o,
@@ -209,7 +212,7 @@ def test_bad_out_dir_is_left_alone(ihd, tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     assert _cli("--data", ihd, "--method", "composite", "--out", out) == 2
-    assert "holds other files" in capsys.readouterr().err
+    assert "holds files rharm did not write (notes.txt)" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 

@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parent.parent / "rharm_lib"
 
 #: lowest first; a module belongs to the first layer with an entry equal to it or a prefix
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "batch", "seed", "paths", "provenance", "device")),
+    ("foundation", ("errors", "batch", "seed", "paths", "provenance", "device", "outputs")),
     ("data", ("data",)),
     ("model", ("model", "losses", "metrics", "baselines")),
     # fullres: full-resolution inference (built on inference, not on the trainer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
@@ -168,6 +169,19 @@ def test_parameters_cell_required(tmp_path):
 def test_malformed_notebook_fails_before_any_kernel(tmp_path, test_profile):
     nb_dir = _study_tree(tmp_path, {"01_ok.py": NB_NEVER, "02_bad.py": "# %%\nx = 1\n"})
     with pytest.raises(RharmInputError, match="02_bad.py"):
+        run_study(
+            test_profile, notebooks_dir=nb_dir, root=tmp_path, stream=False, log=lambda m: None
+        )
+    assert not (tmp_path / "never_ran.txt").exists()
+
+
+def test_second_study_on_the_same_results_folder_is_refused(tmp_path, test_profile):
+    from rharm_lib.outputs import RunLock
+    from rharm_lib.study.outputs import output_dirs
+
+    nb_dir = _study_tree(tmp_path, {"01_ok.py": NB_NEVER})
+    _, results = output_dirs(test_profile.name, tmp_path)
+    with RunLock(results), pytest.raises(RharmInputError, match=f"in use.*PID {os.getpid()}"):
         run_study(
             test_profile, notebooks_dir=nb_dir, root=tmp_path, stream=False, log=lambda m: None
         )

@@ -248,12 +248,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(lalonde_dir, tmp_path, mo
     monkeypatch.setattr(engine, "build_loss", Poisoned)
     out = tmp_path / "run"
     with pytest.raises(
-        engine.TrainingDivergedError, match=r"non-finite loss at step 6.*last good checkpoint"
+        engine.TrainingDivergedError, match=r"non-finite loss at step 7 .*last good checkpoint"
     ) as ei:
         engine.train(
             tiny_cfg(steps=12), lalonde_dir, out, device="cpu", progress=False, eval_data="none"
         )
     assert "step 4" in str(ei.value)
+    # the message's step is the step number of train_log.csv: the 7th step's row shows it
+    rows = (out / "train_log.csv").read_text().splitlines()
+    last = dict(zip(rows[0].split(","), rows[-1].split(","), strict=True))
+    assert last["total"] == "nan" and 7 <= int(last["step"]) <= 8
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["step"] == 4
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())

@@ -5,7 +5,9 @@ Each subcommand lives in its own module of this package and exposes
 ``run(args) -> int``. :data:`COMMANDS` is the explicit registry (name -> module).
 
 Errors a user causes are :class:`~rharm_lib.errors.RharmInputError`: printed as
-``rharm: error: ...`` with exit status 2 and no traceback.
+``rharm: error: ...`` with exit status 2 and no traceback. Argument errors take the same
+one-line form (:class:`~rharm_lib.cli.args.OneLineParser`), and every warning is printed as
+one line ``rharm: warning: ...``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ..errors import RharmInputError
+from .args import OneLineParser, one_line
 
 __all__ = ["COMMANDS", "main", "build_parser"]
 
@@ -32,7 +36,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rharm", description="Image harmonization with region-wise contrastive learning."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -42,13 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"rharm: warning: {one_line(str(message))}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except RharmInputError as exc:
-        print(f"rharm: error: {exc}", file=sys.stderr)
+        print(f"rharm: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rharm: interrupted", file=sys.stderr)

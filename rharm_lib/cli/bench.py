@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..train.bench import bench_infer, bench_train
+from . import args as a
 
 __all__ = ["register", "run"]
 
@@ -20,26 +21,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="training img/s, GFLOPs/img, TFLOP/s, MFU; and the plain ResUNet"
     )
     t.add_argument("--config", default="paper")
-    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--batch", type=a.positive_int, default=8)
     t.add_argument("--compile", action="store_true")
-    t.add_argument("--device", default="auto")
-    t.add_argument("--steps", type=int, default=10, help="timed steps per window")
-    t.add_argument("--warmup", type=int, default=3)
-    t.add_argument("--windows", type=int, default=3)
-    t.add_argument("--size", type=int, help="crop side (default: the config's)")
+    t.add_argument("--device", type=a.device, default="auto")
+    t.add_argument("--steps", type=a.positive_int, default=10, help="timed steps per window")
+    t.add_argument("--warmup", type=a.nonneg_int, default=3)
+    t.add_argument("--windows", type=a.positive_int, default=3)
+    t.add_argument("--size", type=a.image_side, help="crop side (default: the config's)")
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--channels-last", choices=("auto", "on", "off"))
     t.add_argument("--no-plain", action="store_true", help="skip the plain ResUNet")
-    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--threads", type=a.positive_int, help="torch CPU threads")
     t.add_argument("--json", action="store_true", help="print JSON (default: a table)")
     t.set_defaults(func=run)
     i = sub.add_parser("infer", help="inference latency at --size (median of --repeats)")
     i.add_argument("--config", default="paper")
-    i.add_argument("--size", type=int, nargs="+", default=[256, 512, 1024])
-    i.add_argument("--device", default="auto")
-    i.add_argument("--repeats", type=int, default=5)
+    i.add_argument("--size", type=a.image_side, nargs="+", default=[256, 512, 1024])
+    i.add_argument("--device", type=a.device, default="auto")
+    i.add_argument("--repeats", type=a.positive_int, default=5)
     i.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    i.add_argument("--threads", type=int, help="torch CPU threads")
+    i.add_argument("--threads", type=a.positive_int, help="torch CPU threads")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run)
 

@@ -24,14 +24,15 @@ import json
 import time
 from pathlib import Path
 
-from ..data.benchmark import tree_sha256, write_benchmark
+from ..data.benchmark import check_benchmark_out, tree_sha256, write_benchmark
 from ..data.fetch import LALONDE_URL, fetch_lalonde
-from ..data.pack import read_pack, write_pack
+from ..data.pack import check_pack_out, read_pack, write_pack
 from ..data.photos import load_photos
 from ..data.resolve import resolve_data
 from ..data.synth import FAMILIES, measure_throughput
 from ..errors import RharmInputError
 from ..provenance import device_name
+from . import args as a
 
 __all__ = ["register", "run", "resolve_photos"]
 
@@ -47,6 +48,7 @@ def resolve_photos(source: str, data: str | None = None) -> str:
 
 def _synth(args: argparse.Namespace) -> int:
 
+    check_benchmark_out(args.out, args.overwrite)  # before any photo is read
     src = resolve_photos(args.photos, args.data)
     fams = args.families or list(FAMILIES)
     t0 = time.perf_counter()
@@ -92,6 +94,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
 
+    check_pack_out(args.out)  # before any photo is read
     src = resolve_photos(args.photos, args.data)
     photos = load_photos(src, args.split, args.size)
     out = write_pack(photos, args.out, split=args.split, quality=args.quality, source=args.photos)
@@ -183,11 +186,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--photos", default="builtin", help="builtin | lalonde | DIR | PACK")
     s.add_argument("--data", default=None, help="data root (default $RHARM_DATA or ../shared/data)")
     s.add_argument("--split", default="test", choices=["train", "test"])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--seed", type=a.nonneg_int, default=0)
+    s.add_argument("--size", type=a.image_side, default=256)
     s.add_argument("--families", nargs="*", default=None, help="default: all four")
     s.add_argument("--out", required=True)
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a benchmark rharm wrote (never other files)",
+    )
     s.set_defaults(func=run, data_func=_synth)
 
     f = sub.add_parser("fetch", help="download and convert upstream photos")
@@ -203,17 +210,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--photos", default="lalonde", help="builtin | lalonde | DIR")
     k.add_argument("--data", default=None)
     k.add_argument("--split", default="train", choices=["train", "test"])
-    k.add_argument("--size", type=int, default=256)
-    k.add_argument("--quality", type=int, default=85)
-    k.add_argument("--out", required=True)
+    k.add_argument("--size", type=a.image_side, default=256)
+    k.add_argument("--quality", type=a.positive_int, default=85, help="JPEG quality 1..100")
+    k.add_argument("--out", required=True, help="pack file (an existing file only if a pack)")
     k.set_defaults(func=run, data_func=_pack)
 
     b = sub.add_parser("bench-synth", help="composites/s of the synthesis")
-    b.add_argument("--batch", type=int, default=32)
-    b.add_argument("--size", type=int, default=256)
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--iters", type=int, default=5)
-    b.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    b.add_argument("--batch", type=a.positive_int, default=32)
+    b.add_argument("--size", type=a.image_side, default=256)
+    b.add_argument("--device", type=a.device, default="cpu")
+    b.add_argument("--iters", type=a.positive_int, default=5)
+    b.add_argument("--threads", type=a.nonneg_int, default=0, help="torch CPU threads (0: default)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=run, data_func=_bench)
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from ..data.benchmark import ensure_builtin_benchmark
 from ..data.ihd import IHDDataset
 from ..errors import RharmInputError
-from ..evaluate import METHODS, evaluate, resolve_method
+from ..evaluate import METHODS, check_eval_out, check_eval_size, evaluate, resolve_method
 from ..metrics import summary_markdown
+from . import args as a
 
 __all__ = ["register", "run"]
 
@@ -44,11 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True, help=f"one of: {_METHODS}")
     p.add_argument("--checkpoint", help="checkpoint file for --method checkpoint")
     p.add_argument(
-        "--device", default="auto", help="device for --method checkpoint (default: auto)"
+        "--device",
+        type=a.device,
+        default="auto",
+        help="device for --method checkpoint (default: auto)",
     )
     p.add_argument(
-        "--eval-size", default="256",
-        help="evaluation side in pixels (default 256), or 'native' for the images' own size",
+        "--eval-size", type=a.eval_size, default=256,
+        help="evaluation side in pixels (default 256, at least 11), or 'native' for the images' "
+        "own size",
     )  # fmt: skip
     p.add_argument(
         "--method-input", default="eval", metavar="{eval,native}",
@@ -63,18 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _eval_size(text: str) -> int | None:
-    if text.lower() in ("native", "none", "0"):
-        return None
-    try:
-        size = int(text)
-    except ValueError:
-        raise RharmInputError(f"--eval-size must be an integer or 'native', got {text!r}") from None
-    if size < 11:
-        raise RharmInputError(f"--eval-size must be at least 11 (the SSIM window), got {size}")
-    return size
-
-
 def _dataset_root(data: str) -> Path:
     if data == "builtin":
         return Path(ensure_builtin_benchmark())
@@ -86,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     # Validate every option before touching data or the output directory.
     if args.method not in METHODS:
         raise RharmInputError(f"unknown method {args.method!r}; choose from {sorted(METHODS)}")
-    size = _eval_size(args.eval_size)
+    size = args.eval_size
+    check_eval_size(size)  # memory estimate, before anything is loaded
+    check_eval_out(args.out)  # a file, a read-only place, foreign files: refused now
     if args.method_input not in ("eval", "native"):
         raise RharmInputError(
             f"--method-input must be 'eval' or 'native', got {args.method_input!r}"

@@ -1,19 +1,26 @@
-"""``rharm harmonize COMPOSITE MASK -o OUT --checkpoint CKPT``: harmonize one image."""
+"""``rharm harmonize COMPOSITE MASK -o OUT --checkpoint CKPT``: harmonize one image.
+
+``-o`` is checked before anything is loaded (:func:`rharm_lib.outputs.check_output_file`:
+a known image suffix, not a folder, a writable parent) and written through a temporary
+sibling and a rename. Decision: a lossy format (``.jpg``, ``.jpeg``, ``.webp``) is written
+as asked, with one warning on stderr that the background will not be bit-identical to the
+input's (exit status 0); ``.png`` keeps it exact.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
-from pathlib import Path
 
-from ..data.imageio import load_mask, load_rgb, save_rgb
+from ..data.imageio import IMAGE_SUFFIXES, load_mask, load_rgb, save_rgb
 from ..device import resolve_device
 from ..errors import RharmInputError
 from ..inference import Harmonizer
+from ..outputs import LOSSY_SUFFIXES, check_output_file
+from . import args as a
 
 __all__ = ["register", "run"]
 
@@ -26,15 +33,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("composite", help="composite image (any format PIL reads)")
     p.add_argument("mask", help="foreground mask (nonzero = foreground), same size")
-    p.add_argument("-o", "--out", required=True, help="output image (format from the extension)")
+    p.add_argument(
+        "-o", "--out", required=True,
+        help=f"output image, format from the extension ({', '.join(IMAGE_SUFFIXES)}; "
+        "JPEG/WebP are lossy: the background then differs slightly from the input's)",
+    )  # fmt: skip
     p.add_argument("--checkpoint", required=True, help="checkpoint of rharm train")
     p.add_argument("--config", help="fail unless the checkpoint's model is this named config")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=a.device, default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument(
         "--raw", action="store_true", help="keep the network's background (no copy from input)"
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=a.positive_int, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument(
         "--report-memory", action="store_true", help="print peak memory and time as JSON on stderr"
     )
@@ -44,6 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    dst = check_output_file(args.out, what="-o", suffixes=IMAGE_SUFFIXES)  # before the work
+    if dst.suffix.lower() in LOSSY_SUFFIXES:
+        print(
+            f"rharm: warning: {dst.suffix} is lossy: the background of {dst} will not be "
+            "bit-identical to the composite's (use .png to keep it exact)",
+            file=sys.stderr,
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
@@ -65,15 +85,7 @@ def run(args: argparse.Namespace) -> int:
     out = h(comp, mask)
     secs = time.perf_counter() - t
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    dst = Path(args.out)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.tmp-{os.getpid()}{dst.suffix}")
-    try:
-        save_rgb(tmp, out)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    save_rgb(dst, out)  # atomic: a temporary sibling, then a rename
     if args.report_memory:
         rep = {
             "size": [int(comp.shape[0]), int(comp.shape[1])],

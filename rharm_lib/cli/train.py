@@ -10,6 +10,7 @@ import sys
 
 from ..losses.readings import NEGATIVES_READING, READINGS
 from ..train import TrainingDivergedError, get_config, train
+from . import args as a
 
 __all__ = ["register", "run"]
 
@@ -33,30 +34,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="run folder")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help="optimiser steps")
-    g.add_argument("--epochs", type=int, help="epochs (when --steps is not given)")
+    g.add_argument("--steps", type=a.positive_int, help="optimiser steps")
+    g.add_argument("--epochs", type=a.positive_int, help="epochs (when --steps is not given)")
     p.add_argument(
         "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt"
     )
-    p.add_argument("--seed", type=int, help="seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--batch", type=int, dest="batch_size", help="global batch size")
-    p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--seed", type=a.nonneg_int, help="seed (default 0)")
+    p.add_argument("--device", type=a.device, default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--batch", type=a.positive_int, dest="batch_size", help="global batch size")
+    p.add_argument("--lr", type=a.positive_float, help="AdamW learning rate")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
     p.add_argument(
         "--deterministic", action="store_true", default=None, help="deterministic algorithms"
     )
     p.add_argument("--eval-data", help="test benchmark (default: the one that goes with --data)")
-    p.add_argument("--eval-every", type=int, help="steps between evaluations (0 = at the end)")
-    p.add_argument("--eval-max-images", type=int, help="evaluate on at most this many images")
-    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, help="steps between log rows")
+    p.add_argument(
+        "--eval-every", type=a.nonneg_int, help="steps between evaluations (0 = at the end)"
+    )
+    p.add_argument(
+        "--eval-max-images",
+        type=a.nonneg_int,
+        help="evaluate on at most this many images (0 = all)",
+    )
+    p.add_argument("--ckpt-every", type=a.positive_int, help="steps between checkpoints")
+    p.add_argument("--log-every", type=a.positive_int, help="steps between log rows")
     p.add_argument(
         "--tensorboard", action="store_true", default=None, help="TensorBoard events (if installed)"
     )
     p.add_argument(
-        "--w-hcl", type=float, help="eq. 13 weight of L_HCL (paper 0.1; 0 = no contrastive loss)"
+        "--w-hcl",
+        type=a.nonneg_float,
+        help="eq. 13 weight of L_HCL (paper 0.1; 0 = no contrastive loss)",
     )
     p.add_argument(
         "--hcl-reading",
@@ -69,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("pred", "composite"),
         help="shorthand: --hcl-reading pred_negatives (pred) or composite_negatives (composite)",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=a.positive_int, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -118,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             eval_data=args.eval_data,
         )
     except TrainingDivergedError as exc:
-        print(f"rharm: error: training stopped: {exc}", file=sys.stderr)
+        print(f"rharm: error: training stopped: {a.one_line(str(exc))}", file=sys.stderr)
         return 3
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -36,7 +36,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +44,7 @@ import torch
 from PIL import Image
 
 from ..errors import RharmInputError
+from ..outputs import LOCK, MANIFEST, check_output_dir, publish_dir, tmp_sibling
 from ..paths import cache_root
 from ..seed import make_generator
 from .builtin import load_builtin
@@ -59,6 +59,7 @@ __all__ = [
     "make_composites",
     "write_benchmark",
     "ensure_builtin_benchmark",
+    "check_benchmark_out",
     "tree_sha256",
     "real_name",
 ]
@@ -81,11 +82,17 @@ CHUNK = 32
 BENCHMARK_VERSION = 3
 
 
-def _publish_mode(path: Path, directory: bool) -> None:
-    """Give a temporary file/dir (created 0600/0700) the usual umask-based mode before rename."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+#: the top-level names of a benchmark written before manifests existed
+_LEGACY = ("IHD_test.txt", "benchmark.json", *SUBSETS.values())
+
+
+def check_benchmark_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check, before any work, that a benchmark can be written at ``out``
+    (:func:`rharm_lib.outputs.check_output_dir`): not a file, a writable parent, and an
+    existing folder only with ``overwrite`` and only when it holds nothing but a benchmark
+    rharm wrote (its manifest; for benchmarks that predate manifests, the benchmark's own
+    top-level names). Raises :class:`RharmInputError` otherwise."""
+    return check_output_dir(out, overwrite=overwrite, legacy=_LEGACY)
 
 
 def real_name(name: str) -> str:
@@ -191,8 +198,11 @@ def write_benchmark(
 ) -> Path:
     """Write the benchmark (one composite per photo and family) in iHarmony4's layout.
 
-    The tree is written into a temporary sibling directory and renamed into place, so an
-    interrupted run never leaves a half-written benchmark at ``out``.
+    The tree is written into a temporary sibling directory (``.<name>.tmp-<pid>``) and
+    renamed into place with a manifest of its files (:func:`rharm_lib.outputs.publish_dir`),
+    so an interrupted run never leaves a half-written benchmark at ``out``; ``overwrite``
+    replaces only a benchmark rharm wrote (:func:`check_benchmark_out`), never a folder
+    holding other files.
 
     Args:
         photos: the (test) photos with their masks.
@@ -214,10 +224,11 @@ def write_benchmark(
         raise RharmInputError(f"unknown or no families {bad}; known: {list(FAMILIES)}")
     if len(photos) == 0:
         raise RharmInputError("no photos to make a benchmark from")
-    if out.exists() and not overwrite:
-        raise RharmInputError(f"{out} already exists (pass overwrite / --overwrite to replace it)")
+    check_benchmark_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = tmp_sibling(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         images = photos.images.permute(0, 2, 3, 1).numpy()
         reals = [real_name(n) for n in photos.names]
@@ -247,13 +258,10 @@ def write_benchmark(
         (tmp / "benchmark.json").write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
         # another process may have finished the same benchmark meanwhile: never delete a
         # finished tree that is not ours to replace
-        if out.exists():
-            if not overwrite:
-                raise RharmInputError(f"{out} already exists (written concurrently)")
-            shutil.rmtree(out)
-        _publish_mode(tmp, directory=True)
+        if out.exists() and not overwrite:
+            raise RharmInputError(f"{out} already exists (written concurrently)")
         try:
-            os.replace(tmp, out)
+            publish_dir(tmp, out, "rharm data synth", legacy=_LEGACY)
         except OSError:
             if out.exists() and not overwrite:
                 raise RharmInputError(f"{out} already exists (written concurrently)") from None
@@ -268,12 +276,13 @@ def tree_sha256(root: str | os.PathLike) -> str:
     """SHA-256 over a tree's sorted relative paths and file contents (the benchmark checksum).
 
     For each regular file in sorted order of its POSIX relative path: the path, a NUL byte,
-    the file's own SHA-256 hex digest, a newline.
+    the file's own SHA-256 hex digest, a newline. rharm's bookkeeping files (the manifest
+    and lock of :mod:`rharm_lib.outputs`) are left out, so the checksum is the data's.
     """
     root = Path(root)
     h = hashlib.sha256()
     for p in sorted(root.rglob("*"), key=lambda q: q.relative_to(root).as_posix()):
-        if p.is_file():
+        if p.is_file() and p.name not in (MANIFEST, LOCK):
             h.update(p.relative_to(root).as_posix().encode() + b"\0")
             h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode() + b"\n")
     return h.hexdigest()

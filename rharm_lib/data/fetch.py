@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import RharmInputError
+from ..outputs import check_output_dir, publish_dir
 from ..paths import cache_root
 from .imageio import decode_rgb
 
@@ -52,6 +53,7 @@ __all__ = [
     "LALONDE_EXPECTED_COUNT",
     "download",
     "convert_lalonde",
+    "check_lalonde_out",
     "fetch_lalonde",
     "lalonde_split",
 ]
@@ -62,13 +64,6 @@ LALONDE_EXPECTED_COUNT = 1999
 _ONLINE_DB = "Lalonde and Efros/onlineDb/"
 _SIZE = 256
 _CHUNK = 1 << 20
-
-
-def _publish_mode(path: Path, directory: bool) -> None:
-    """Give a temporary file/dir (created 0600/0700) the usual umask-based mode before rename."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
 def lalonde_split(photo_id: str) -> str:
@@ -163,6 +158,17 @@ def _load_objmask(data: bytes, where: str) -> np.ndarray:
     return (np.asarray(mat["objMask"]) > 0).astype(np.uint8)
 
 
+#: the top-level names of a converted lalonde folder written before manifests existed
+_LEGACY = ("images", "masks", "index.csv", "train.txt", "test.txt")
+
+
+def check_lalonde_out(out: str | os.PathLike) -> Path:
+    """Check, before any download, that a lalonde folder can be written at ``out``
+    (:func:`rharm_lib.outputs.check_output_dir`): an existing folder is replaced only when
+    it holds nothing but a conversion rharm wrote, never other files."""
+    return check_output_dir(out, overwrite=True, legacy=_LEGACY)
+
+
 def convert_lalonde(archive: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Convert the upstream archive (a ZIP containing ``.../Lalonde and Efros/onlineDb/``).
 
@@ -238,10 +244,8 @@ def convert_lalonde(archive: str | os.PathLike, out: str | os.PathLike) -> Path:
                 ids = [r[0] for r in rows if r[3] == split]
                 (tmp / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
             _verify(tmp, len(rows))
-            _publish_mode(tmp, directory=True)
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
+            check_lalonde_out(out)  # again: the folder may have changed during the conversion
+            publish_dir(tmp, out, "rharm data fetch lalonde", legacy=_LEGACY)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -290,6 +294,7 @@ def fetch_lalonde(
         ``out``.
     """
     out = Path(out) if out is not None else cache_root() / "data" / "lalonde"
+    check_lalonde_out(out)
     if expect_count is None and url == LALONDE_URL:
         expect_count = LALONDE_EXPECTED_COUNT
     archive = out.parent / f".{out.name}-upstream.zip"

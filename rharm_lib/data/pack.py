@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,10 +29,11 @@ import torch
 from PIL import Image
 
 from ..errors import RharmInputError
+from ..outputs import atomic_file, check_output_file
 from .imageio import decode_rgb, resize_pair
 from .photoset import PhotoSet
 
-__all__ = ["PACK_FORMAT", "PACK_VERSION", "write_pack", "read_pack", "is_pack"]
+__all__ = ["PACK_FORMAT", "PACK_VERSION", "write_pack", "read_pack", "is_pack", "check_pack_out"]
 
 PACK_FORMAT = "rharm-photo-pack"
 PACK_VERSION = 1
@@ -45,6 +45,14 @@ def _member(name: str, compress: int) -> zipfile.ZipInfo:
     info.compress_type = compress
     info.external_attr = 0o644 << 16
     return info
+
+
+def check_pack_out(out: str | os.PathLike) -> Path:
+    """Check, before any work, that a pack can be written at ``out``: not a folder, a
+    writable parent, and an existing file only when it is a pack (:func:`is_pack`): an
+    unrelated file is never overwritten. Raises :class:`RharmInputError` otherwise."""
+    p = Path(out)
+    return check_output_file(p, replaceable=None if not p.is_file() else is_pack(p))
 
 
 def write_pack(
@@ -65,11 +73,14 @@ def write_pack(
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        RharmInputError: a bad quality, or an ``out`` refused by :func:`check_pack_out`
+            (a folder, an unwritable place, an existing file that is not a pack).
     """
     if not 1 <= quality <= 100:
         raise RharmInputError(f"JPEG quality must be in 1..100, got {quality}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_pack_out(out)
     manifest = {
         "format": PACK_FORMAT,
         "version": PACK_VERSION,
@@ -82,9 +93,7 @@ def write_pack(
     }
     images = photos.images.permute(0, 2, 3, 1).numpy()
     masks = np.packbits(photos.masks[:, 0].numpy().astype(bool), axis=-1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out) as tmp:
         with zipfile.ZipFile(tmp, "w") as zf:
             zf.writestr(
                 _member("manifest.json", zipfile.ZIP_DEFLATED),
@@ -97,19 +106,7 @@ def write_pack(
                 b = io.BytesIO()
                 Image.fromarray(im).save(b, format="JPEG", quality=quality)
                 zf.writestr(_member(f"images/{i:06d}.jpg", zipfile.ZIP_STORED), b.getvalue())
-        _publish_mode(Path(tmp), directory=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
-
-
-def _publish_mode(path: Path, directory: bool) -> None:
-    """Give a temporary file/dir (created 0600/0700) the usual umask-based mode before rename."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
 def is_pack(path: str | os.PathLike) -> bool:

@@ -83,9 +83,14 @@ def load_photos(source: str | os.PathLike, split: str = "train", size: int = 256
     Returns:
         A :class:`PhotoSet` with ``(N,3,size,size)`` uint8 images and ``(N,1,size,size)``
         uint8 ``{0,1}`` masks, in the order of the split list.
+
+    Raises:
+        RharmInputError: an unknown split, a size < 1, a source that is not photos.
     """
     if split not in SPLITS:
         raise RharmInputError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if int(size) < 1:
+        raise RharmInputError(f"photo size must be a positive integer, got {size!r}")
     spec = resolve_data(source)
     if spec.kind != "photos":
         raise RharmInputError(

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..device import resolve_device as _resolve_device
 from ..errors import RharmInputError
+from ..outputs import RunLock
 from ..paths import REPO_ROOT
 from ..provenance import portable_paths, provenance, write_json_atomic
 from .outputs import ROOT_ENV, output_dirs
@@ -341,7 +342,8 @@ def run_study(
         StudyFailure: at the first failing notebook (the provenance, with status
             ``failed``, is still written).
         RharmInputError: unknown notebook in ``only``, a notebook without a parameters
-            cell, or a CUDA profile without a CUDA device.
+            cell, a CUDA profile without a CUDA device, or another study running on the
+            same results folder (:class:`rharm_lib.outputs.RunLock`; its PID is named).
     """
     device = resolve_device(profile.device)
     root = Path(root) if root is not None else REPO_ROOT
@@ -353,47 +355,51 @@ def run_study(
         load_notebook(nb)
     params = notebook_parameters(profile, device)
     _, results_dir = output_dirs(profile.name, root)
-    executed_dir = results_dir / "executed"
-    env = {"RHARM_STUDY_PROFILE": profile.name, ROOT_ENV: str(root)}
-    runs: list[NotebookRun] = []
-    t0 = time.perf_counter()
-    failure: StudyFailure | None = None
-    for nb in notebooks:
-        log(
-            f"rharm study [{profile.name}]: running {nb.relative_to(root) if nb.is_relative_to(root) else nb}"
-        )
-        t_nb = time.perf_counter()
-        try:
-            run = run_notebook(nb, executed_dir, params, root, kernel_name, stream, env)
-        except StudyFailure as exc:
-            failure = exc
-            runs.append(
-                NotebookRun(
-                    name=nb.stem,
-                    source=str(nb),
-                    executed=str(exc.executed or ""),
-                    status="failed",
-                    wall_s=round(time.perf_counter() - t_nb, 2),
-                )
+    # one study per results folder at a time (two would interleave their tables)
+    with RunLock(results_dir, what=f"rharm study --profile {profile.name}: results folder"):
+        executed_dir = results_dir / "executed"
+        env = {"RHARM_STUDY_PROFILE": profile.name, ROOT_ENV: str(root)}
+        runs: list[NotebookRun] = []
+        t0 = time.perf_counter()
+        failure: StudyFailure | None = None
+        for nb in notebooks:
+            log(
+                f"rharm study [{profile.name}]: running {nb.relative_to(root) if nb.is_relative_to(root) else nb}"
             )
-            break
-        runs.append(run)
-        log(f"rharm study [{profile.name}]: {nb.stem} done in {run.wall_s:.1f} s -> {run.executed}")
-    wall = round(time.perf_counter() - t0, 2)
-    record = portable_paths(
-        provenance(
-            device,
-            profile=profile.to_dict(),
-            only=list(only) if only else None,
-            kernel=kernel_name,
-            parameters=params,
-            notebooks=[r.__dict__ for r in runs],
-            status="failed" if failure else "ok",
-            wall_time_s=wall,
-        )
-    )  # committed: repository-relative paths
-    write_json_atomic(results_dir / "study_provenance.json", record)
-    if failure is not None:
-        raise failure
-    log(f"rharm study [{profile.name}]: {len(runs)} notebook(s) in {wall:.1f} s")
-    return record
+            t_nb = time.perf_counter()
+            try:
+                run = run_notebook(nb, executed_dir, params, root, kernel_name, stream, env)
+            except StudyFailure as exc:
+                failure = exc
+                runs.append(
+                    NotebookRun(
+                        name=nb.stem,
+                        source=str(nb),
+                        executed=str(exc.executed or ""),
+                        status="failed",
+                        wall_s=round(time.perf_counter() - t_nb, 2),
+                    )
+                )
+                break
+            runs.append(run)
+            log(
+                f"rharm study [{profile.name}]: {nb.stem} done in {run.wall_s:.1f} s -> {run.executed}"
+            )
+        wall = round(time.perf_counter() - t0, 2)
+        record = portable_paths(
+            provenance(
+                device,
+                profile=profile.to_dict(),
+                only=list(only) if only else None,
+                kernel=kernel_name,
+                parameters=params,
+                notebooks=[r.__dict__ for r in runs],
+                status="failed" if failure else "ok",
+                wall_time_s=wall,
+            )
+        )  # committed: repository-relative paths
+        write_json_atomic(results_dir / "study_provenance.json", record)
+        if failure is not None:
+            raise failure
+        log(f"rharm study [{profile.name}]: {len(runs)} notebook(s) in {wall:.1f} s")
+        return record

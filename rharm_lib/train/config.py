@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,19 @@ class TrainConfig:
         for k in ("log_every", "ckpt_every"):
             if getattr(self, k) < 1:
                 raise RharmInputError(f"{k} must be >= 1, got {getattr(self, k)}")
+        for k in ("eval_every", "eval_max_images"):
+            if getattr(self, k) < 0:
+                raise RharmInputError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise RharmInputError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise RharmInputError(
+                f"weight_decay must be a finite number >= 0, got {self.weight_decay}"
+            )
+        if self.eval_size < 11:
+            raise RharmInputError(
+                f"eval_size must be >= 11 (the SSIM window), got {self.eval_size}"
+            )
 
 
 def paper_config() -> TrainConfig:

@@ -13,8 +13,15 @@ One loop serves a 2-core CI machine, one GPU and several GPUs (DDP under ``torch
 - logs (:mod:`.runlog`): ``RUN/train_log.csv`` (losses, lr, img/s), ``RUN/eval.csv``
   (paper metrics of the fixed test benchmark, with the input composite as the
   ``composite`` baseline), optional TensorBoard (``RUN/tb``), a progress display;
-- checkpoints: ``RUN/checkpoints/last.pt`` (atomic, see :mod:`rharm_lib.checkpoint`); when the run
-  ends ``RUN/summary.json`` records the result;
+- checkpoints: ``RUN/checkpoints/last.pt`` (atomic, see :mod:`rharm_lib.checkpoint`), written
+  only when every tensor of the state (parameters, buffers, optimiser moments) is finite;
+  when the run ends ``RUN/summary.json`` records the result;
+- the run folder: checked before any work (:func:`rharm_lib.outputs.check_output_dir`),
+  locked for the run's life (:class:`rharm_lib.outputs.RunLock`: a second process on the
+  same folder is refused with the holder's PID), temporaries of killed runs removed at start;
+  a run refused before it wrote anything leaves no folder behind;
+- step numbers: step ``n`` is the ``n``-th optimiser step, as in ``train_log.csv`` (the row
+  logged after it) and in the NaN message;
 - resume: ``resume=True`` continues from ``last.pt``; the data stream is a function of
   (seed, rank, step) and the optimiser, model, loss and RNG states are restored, so a
   deterministic CPU run that is killed and resumed ends with bit-identical weights.
@@ -22,6 +29,7 @@ One loop serves a 2-core CI machine, one GPU and several GPUs (DDP under ``torch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -35,7 +43,13 @@ import torch
 from torch import nn
 
 from ..batch import COMPOSITE, MASK, TARGET
-from ..checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ..checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    nonfinite_tensors,
+    restore_rng,
+    save_checkpoint,
+)
 from ..data.resolve import SourceSpec, resolve_data
 from ..device import resolve_device
 from ..errors import RharmInputError
@@ -43,6 +57,7 @@ from ..evaluate import evaluate_methods, resolve_method
 from ..inference import Harmonizer
 from ..losses import HarmonizationLoss, LossConfig
 from ..model import ModelConfig, build_model
+from ..outputs import RunLock, check_output_dir, clean_stale_temps
 from ..provenance import provenance, write_json_atomic
 from ..seed import seed_everything
 from . import ddp
@@ -72,7 +87,12 @@ RESUMABLE_CHANGES = frozenset(
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss (or the weights) became NaN/Inf; the last good checkpoint is kept."""
+    """The loss (or the weights) became NaN/Inf; the last good checkpoint is kept.
+
+    ``means``: the loss means of the synchronisation that found a non-finite loss (logged
+    as the run's last ``train_log.csv`` row before the error propagates), else ``None``."""
+
+    means: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +237,7 @@ def build_objective(
             loss_fn.load_state_dict(ckpt["loss"])
         except RuntimeError as exc:
             raise RharmInputError(
-                f"{ckpt_path}: weights do not fit the config: {str(exc)[:300]}"
+                f"{ckpt_path}: weights do not fit the config: {' '.join(str(exc).split())[:300]}"
             ) from None
         opt.load_state_dict(ckpt["optimizer"])
         restore_rng(ckpt["rng"])
@@ -256,10 +276,20 @@ def train_step(
     return losses
 
 
+def _kept(ckpt_path: Path) -> str:
+    """``"<path> (step N)"`` of the checkpoint on disk, or ``"none written yet"``."""
+    if not ckpt_path.exists():
+        return "none written yet"
+    return f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})"
+
+
 class LossMeter:
     """Sums the loss terms on the device between synchronisations; remembers the first step
     whose loss was not finite (detected at the next synchronisation, before any checkpoint
-    is written, so the last checkpoint on disk is always a finite one)."""
+    is written, so the last checkpoint on disk is always a finite one).
+
+    ``add(step, losses)`` takes the number of the step just done (1 for the first), the
+    number its ``train_log.csv`` row carries."""
 
     def __init__(self, dev: torch.device) -> None:
         self.sums = torch.zeros(len(LOSS_KEYS), device=dev, dtype=torch.float64)
@@ -289,17 +319,15 @@ class LossMeter:
         """
         flag = int(ddp.all_reduce_max(self.bad_step, info))
         means = dict(zip(LOSS_KEYS, (self.sums / self.n).tolist(), strict=True))
-        if flag >= 0:
-            kept = (
-                f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})"
-                if ckpt_path.exists()
-                else "none written yet"
-            )
-            raise TrainingDivergedError(
-                f"non-finite loss at step {flag} (last means: {means}); stopped. "
-                f"The last good checkpoint is kept: {kept}"
-            )
         now = time.perf_counter()
+        if flag >= 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+            exc = TrainingDivergedError(
+                f"non-finite loss at step {flag} (means since the last log row: {shown}); "
+                f"stopped. The last good checkpoint is kept: {_kept(ckpt_path)}"
+            )
+            exc.means = {**means, "img_per_s": float("nan")}
+            raise exc
         means["img_per_s"] = self.n * batch_size / max(now - self.t_last, 1e-9)
         self.sums.zero_()
         self.n, self.t_last = 0, now
@@ -421,7 +449,7 @@ def _evaluation_set(
     run_dir: Path,
     cfg: TrainConfig,
     spec: SourceSpec,
-    eval_data: str | os.PathLike | None,
+    evaluation: tuple[Any, str],
     t: Trainee,
     dev: torch.device,
     ckpt: dict[str, Any] | None,
@@ -430,10 +458,12 @@ def _evaluation_set(
 ) -> tuple[Any, dict[str, float], dict[str, Any]]:
     """On the main process (``(None, {}, {})`` on the others): the test benchmark, the input
     composite's metrics on it (the ``composite`` baseline; from the checkpoint when
-    resumed) and the run's provenance record. Writes the run's ``config.json``."""
+    resumed) and the run's provenance record. Writes the run's ``config.json``.
+
+    ``evaluation``: ``(dataset or None, description)`` from :func:`_evaluation_source`."""
     if not info.is_main:
         return None, {}, {}
-    evalset, desc = (None, "none") if str(eval_data) == "none" else eval_dataset(spec, eval_data)
+    evalset, desc = evaluation
     write_json_atomic(
         run_dir / "config.json",
         {"train_config": config_to_dict(cfg), "data": spec.location, "eval_data": desc},
@@ -450,18 +480,39 @@ def _evaluation_set(
     return evalset, baseline, prov
 
 
+def _evaluation_source(
+    spec: SourceSpec, eval_data: str | os.PathLike | None, info: ddp.DistInfo
+) -> tuple[Any, str]:
+    """The test benchmark and its description, resolved before the run folder is touched
+    (a missing ``eval_data`` is refused with nothing written)."""
+    if not info.is_main or str(eval_data) == "none":
+        return None, "none"
+    return eval_dataset(spec, eval_data)
+
+
 def _save(path: Path, cfg: TrainConfig, step: int, src: TensorSource, t: Trainee, **rec) -> None:
-    """Checkpoint the run at ``step`` (``rec``: ``baseline``, ``metrics``, ``provenance``)."""
-    if not all(torch.isfinite(p).all() for p in t.net.parameters()):
-        raise TrainingDivergedError(f"non-finite weights after step {step}; stopped, {path} kept")
+    """Checkpoint the run at ``step`` (``rec``: ``baseline``, ``metrics``, ``provenance``).
+
+    Raises:
+        TrainingDivergedError: a tensor of the state is NaN/Inf -- parameters, buffers
+            (BatchNorm ``running_var`` overflows before any loss does), the loss's MLPs or
+            the optimiser's moments; the checkpoint on disk is kept.
+    """
+    state = {"model": t.net.state_dict(), "loss": t.loss.state_dict()}
+    state["optimizer"] = t.opt.state_dict()
+    bad = nonfinite_tensors(state)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise TrainingDivergedError(
+            f"non-finite weights or buffers after step {step} ({shown}); stopped. "
+            f"The last good checkpoint is kept: {_kept(path)}"
+        )
     payload = {
         "train_config": config_to_dict(cfg),
         "seed": cfg.seed,
         "step": step,
         "epoch": step // src.steps_per_epoch,
-        "model": t.net.state_dict(),
-        "loss": t.loss.state_dict(),
-        "optimizer": t.opt.state_dict(),
+        **state,
         "rng": capture_rng(),
         **rec,
     }
@@ -520,15 +571,40 @@ def train(
 
     Raises:
         RharmInputError: bad data, an occupied ``out`` without ``resume``, a checkpoint of
-            another config.
+            another config, an ``out`` that is a file or not writable, a run folder in use
+            by another process (the message gives its PID).
         TrainingDivergedError: a NaN/Inf loss; ``last.pt`` keeps the last finite state.
     """
-    run_dir, spec = Path(out), resolve_data(data)
+    run_dir, spec = check_output_dir(out, in_place=True), resolve_data(data)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if reuse and (done := _finished(run_dir, cfg, spec)) is not None:
         return done
+    # one writer per run folder: the main process holds the lock until it returns
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(run_dir) if main else contextlib.nullcontext():
+        if main:
+            for folder in (run_dir, ckpt_path.parent):
+                clean_stale_temps(folder)  # temporaries of a killed run
+        return _train_locked(
+            cfg, spec, run_dir, ckpt_path, resume, device, progress, stop_after, eval_data
+        )
+
+
+def _train_locked(
+    cfg: TrainConfig,
+    spec: SourceSpec,
+    run_dir: Path,
+    ckpt_path: Path,
+    resume: bool,
+    device: str | torch.device | None,
+    progress: bool | None,
+    stop_after: int | None,
+    eval_data: str | os.PathLike | None,
+) -> TrainSummary:
+    """:func:`train`'s body, run while the run folder is locked."""
     ckpt = check_resume(ckpt_path, cfg, spec, resume)
     dev, info = setup_device(cfg, device)
+    evaluation = _evaluation_source(spec, eval_data, info)
     t = build_objective(cfg, dev, info, ckpt, ckpt_path)
     source = load_train_source(
         spec, photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size // info.world,
@@ -542,7 +618,7 @@ def train(
         run_dir, t.start, total, main=info.is_main, progress=progress, tensorboard=cfg.tensorboard
     )
     evalset, baseline, prov = _evaluation_set(
-        run_dir, cfg, spec, eval_data, t, dev, ckpt, info, log
+        run_dir, cfg, spec, evaluation, t, dev, ckpt, info, log
     )
     final = dict(ckpt.get("metrics") or {}) if ckpt is not None else {}
     ddp.barrier(info)
@@ -552,13 +628,20 @@ def train(
             lr = _lr_at(cfg, step, total)
             # the loss's own randomness (HCL patch locations): counter-based like the data
             g = torch.Generator(device=dev).manual_seed(step_seed(cfg.seed, info.rank, step, 2))
-            meter.add(step, train_step(t, source.batch(step), lr, g))
-            step += 1
+            losses = train_step(t, source.batch(step), lr, g)
+            step += 1  # steps done: the number the log row and the NaN message carry
+            meter.add(step, losses)
             # the same decisions on every rank (the collectives below must match)
             eval_step = bool(cfg.eval_every and step % cfg.eval_every == 0) or step == total
             do_ckpt = step % cfg.ckpt_every == 0 or step == end
             if step % cfg.log_every == 0 or eval_step or do_ckpt:
-                means = meter.means(info, ckpt_path, cfg.batch_size)  # raises on NaN/Inf
+                try:
+                    means = meter.means(info, ckpt_path, cfg.batch_size)  # raises on NaN/Inf
+                except TrainingDivergedError as exc:
+                    # the row that shows the non-finite loss, then stop (no checkpoint)
+                    log.losses({"step": step, "epoch": step // source.steps_per_epoch, "lr": lr,
+                                **(exc.means or {}), "elapsed_s": round(time.perf_counter() - t0, 3)})  # fmt: skip
+                    raise
                 log.losses(
                     {"step": step, "epoch": step // source.steps_per_epoch, "lr": lr, **means,
                      "img_per_s": round(means["img_per_s"], 3),
