@@ -5,7 +5,7 @@
 - :mod:`.engine`      :func:`train` (library entry point used by ``rharm train`` and notebooks)
 - :mod:`.checkpoint`  atomic checkpoints loaded with ``weights_only=True``, RNG states
 - :mod:`.ddp`         DistributedDataParallel set-up under ``torchrun``
-- :mod:`.bench`       ``rharm bench train`` / ``rharm bench infer``
+- :mod:`.bench`       ``rharm bench train`` (``rharm bench infer``: :mod:`rharm_lib.bench_infer`)
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
