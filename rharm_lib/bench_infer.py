@@ -118,16 +118,20 @@ def run_one(
     checkpoint: str | None = None,
     device: str | None = None,
     repeats: int = 3,
+    warmup: int = 1,
+    budget_s: float | None = None,
     precision: str = "auto",
     options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time ``harmonize`` of one synthetic ``size`` = ``(H, W)`` image in ``mode`` (this process).
 
-    One untimed warm-up, then ``repeats`` timed runs.
+    ``warmup`` untimed runs, then up to ``repeats`` timed runs; once a timed run has been
+    made, no further run starts after ``budget_s`` seconds (``runs`` says how many were
+    timed).
 
     Returns:
-        ``{"size", "mode", "median_ms", "min_ms", "cpu_ms", "peak_rss_mb", "rss_before_mb",
-        "image_mb"}``: wall-clock median and minimum, the median CPU time (user + system,
+        ``{"size", "mode", "median_ms", "min_ms", "cpu_ms", "runs", "peak_rss_mb",
+        "rss_before_mb", "image_mb"}``: wall-clock median and minimum, the median CPU time (user + system,
         all threads: less sensitive than wall time to other load on a shared machine),
         this process's peak RSS (meaningful only in a fresh process: :func:`bench_infer`
         runs each configuration in its own), the RSS before the first ``harmonize`` and the
@@ -141,14 +145,17 @@ def run_one(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     times, cpu = [], []
-    for i in range(repeats + 1):
+    start = time.perf_counter()
+    for i in range(repeats + warmup):
+        if times and budget_s is not None and time.perf_counter() - start > budget_s:
+            break  # a slow configuration: fewer repeats (reported in "runs")
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t, c = time.perf_counter(), _cpu_s()
         h.harmonize(comp, mask, mode=mode, **opts)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        if i:  # the first run is the warm-up
+        if i >= warmup:
             times.append((time.perf_counter() - t) * 1e3)
             cpu.append((_cpu_s() - c) * 1e3)
     row = {
@@ -157,6 +164,7 @@ def run_one(
         "median_ms": round(statistics.median(times), 1),
         "min_ms": round(min(times), 1),
         "cpu_ms": round(statistics.median(cpu), 1),
+        "runs": len(times),
         "peak_rss_mb": _peak_rss_mb(),
         "rss_before_mb": rss0,
         "image_mb": round(comp.nbytes / 2**20, 1),
@@ -174,6 +182,8 @@ def bench_infer(
     checkpoint: str | None = None,
     device: str | None = None,
     repeats: int = 3,
+    warmup: int = 1,
+    budget_s: float | None = None,
     precision: str = "auto",
     threads: int | None = None,
     options: Mapping[str, Any] | None = None,
@@ -189,7 +199,8 @@ def bench_infer(
         modes: a subset of :data:`rharm_lib.fullres.MODES`.
         checkpoint: a checkpoint of ``rharm train`` instead of ``config``.
         device, precision: as for :class:`~rharm_lib.inference.Harmonizer`.
-        repeats: timed runs per configuration (after one warm-up).
+        repeats, warmup, budget_s: timed and untimed runs per configuration, and the
+            time after which no further timed run starts (:func:`run_one`).
         threads: ``torch.set_num_threads`` in the child (default: torch's choice).
         options: :class:`~rharm_lib.fullres.FullResConfig` fields for every mode
             (e.g. ``{"working_size": 512}``).
@@ -225,6 +236,8 @@ def bench_infer(
                 "checkpoint": checkpoint,
                 "device": device,
                 "repeats": repeats,
+                "warmup": warmup,
+                "budget_s": budget_s,
                 "precision": precision,
                 "threads": threads,
                 "options": dict(options or {}),
@@ -250,6 +263,8 @@ def bench_infer(
         "device": device_name(resolve_device(device)),
         "threads": threads if threads else torch.get_num_threads(),
         "repeats": repeats,
+        "warmup": warmup,
+        "budget_s": budget_s,
         "precision": precision,
         "options": dict(options or {}),
         "rows": rows,
@@ -291,7 +306,8 @@ def quality_table(
             ``target`` (H,W,3) uint8, ``name``).
         harmonizer: the network.
         variants: label -> :meth:`Harmonizer.harmonize` keyword arguments
-            (default :data:`DEFAULT_VARIANTS`). ``native`` is always computed (reference).
+            (default :data:`DEFAULT_VARIANTS`). ``native`` (the reference) and
+            ``composite`` (the input itself, for scale) are always included.
         band: width (pixels) of the boundary band of the halo metric
             (:func:`rharm_lib.fullres.boundary_band`).
 
@@ -310,7 +326,7 @@ def quality_table(
         t = time.perf_counter()
         native = harmonizer.harmonize(comp, mask, mode="native")
         secs = time.perf_counter() - t
-        outs = {"native": (native, secs)}
+        outs = {"composite": (comp, 0.0), "native": (native, secs)}
         for label, kw in variants.items():
             t = time.perf_counter()
             out = harmonizer.harmonize(comp, mask, **kw)
@@ -338,7 +354,7 @@ def summarize_quality(per_image: pd.DataFrame) -> pd.DataFrame:
     """Image-weighted means per variant, and the differences to native.
 
     Returns:
-        one row per variant (native first): ``variant, n, seconds, psnr, fmse, band_mse,
+        one row per variant (``composite``, ``native``, then the others): ``variant, n, seconds, psnr, fmse, band_mse,
         psnr_vs_native, fmse_vs_native, band_mse_vs_native, dpsnr`` (variant − native PSNR vs
         target, dB), ``fmse_ratio`` (variant / native mean fMSE vs target).
     """
@@ -366,6 +382,8 @@ def _child(argv: list[str]) -> int:
         checkpoint=job.get("checkpoint"),
         device=job.get("device"),
         repeats=int(job["repeats"]),
+        warmup=int(job.get("warmup", 1)),
+        budget_s=job.get("budget_s"),
         precision=job.get("precision", "auto"),
         options=job.get("options"),
     )

@@ -227,17 +227,22 @@ def _solve_affine(stats: torch.Tensor, eps: float, affine: bool) -> torch.Tensor
     if not affine:
         out[9:] = mr
         return out
-    ccc = (stats[7:16] * inv).T.reshape(n, 3, 3) - mc.T[:, :, None] * mc.T[:, None, :]
-    crc = (stats[16:25] * inv).T.reshape(n, 3, 3) - mr.T[:, :, None] * mc.T[:, None, :]
-    reg = ccc + eps * torch.eye(3, dtype=stats.dtype)
-    ok = wsum > 0
-    a = torch.full((n, 3, 3), float("nan"), dtype=stats.dtype)
-    if ok.any():
-        # A' (Ccc + eps I) = Crc  <=>  (Ccc + eps I) A'^T = Crc^T (both symmetric-side)
-        a[ok] = torch.linalg.solve(reg[ok], crc[ok].transpose(1, 2)).transpose(1, 2)
-    b = mr - torch.einsum("nij,jn->in", a, mc)
-    out[:9] = a.reshape(n, 9).T
-    out[9:] = b
+    # centred covariances, (N,) tensors: S = Ccc + eps I (symmetric), R = Crc
+    sc = [[stats[7 + 3 * i + j] * inv - mc[i] * mc[j] for j in range(3)] for i in range(3)]
+    for i in range(3):
+        sc[i][i] = sc[i][i] + eps
+    rc = [[stats[16 + 3 * i + j] * inv - mr[i] * mc[j] for j in range(3)] for i in range(3)]
+    # A' S = R  =>  A' = R S^-1, with S^-1 = adj(S) / det(S) (closed form; S is SPD)
+    (s00, s01, s02), (_, s11, s12), (_, _, s22) = sc
+    i00, i11, i22 = s11 * s22 - s12 * s12, s00 * s22 - s02 * s02, s00 * s11 - s01 * s01
+    i01, i02, i12 = s02 * s12 - s01 * s22, s01 * s12 - s02 * s11, s01 * s02 - s00 * s12
+    det = s00 * i00 + s01 * i01 + s02 * i02
+    sinv = [[i00, i01, i02], [i01, i11, i12], [i02, i12, i22]]
+    for i in range(3):
+        for j in range(3):
+            a = (rc[i][0] * sinv[0][j] + rc[i][1] * sinv[1][j] + rc[i][2] * sinv[2][j]) / det
+            out[3 * i + j] = a
+        out[9 + i] = mr[i] - (out[3 * i] * mc[0] + out[3 * i + 1] * mc[1] + out[3 * i + 2] * mc[2])
     return out
 
 

@@ -367,7 +367,9 @@ def test_quality_table_and_errors():
                         "name": f"s{i}"})  # fmt: skip
     per = quality_table(samples, hz, {"fast@32": {"working_size": 32},
                                       "fast@128": {"working_size": 128}})  # fmt: skip
-    assert len(per) == 6
+    assert len(per) == 8
+    comp_rows = per[per["variant"] == "composite"]
+    assert (comp_rows["psnr_vs_native"] < 100).all() and (comp_rows["seconds"] == 0).all()
     nat = per[per["variant"] == "native"]
     assert (nat["psnr_vs_native"] == 100).all() and (nat["fmse_vs_native"] == 0).all()
     big = per[per["variant"] == "fast@128"]  # working size >= image: exactly native
@@ -375,8 +377,8 @@ def test_quality_table_and_errors():
     small = per[per["variant"] == "fast@32"]
     assert (small["psnr_vs_native"] < 100).all()
     summ = summarize_quality(per)
-    assert list(summ["variant"]) == ["native", "fast@32", "fast@128"]
-    assert summ.loc[0, "dpsnr"] == 0 and summ.loc[2, "fmse_ratio"] == pytest.approx(1.0)
+    assert list(summ["variant"]) == ["composite", "native", "fast@32", "fast@128"]
+    assert summ.loc[1, "dpsnr"] == 0 and summ.loc[3, "fmse_ratio"] == pytest.approx(1.0)
     # _errors follows rharm_lib.metrics (independent implementation there)
     s = samples[0]
     out = hz.harmonize(s["composite"], s["mask"], working_size=32)

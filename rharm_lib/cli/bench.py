@@ -46,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--working-size", type=int, help="fast/tiled working size")
     i.add_argument("--max-native-pixels", type=int, default=2048 * 2048)
     i.add_argument("--device", default="auto")
-    i.add_argument("--repeats", type=int, default=3)
+    i.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
+    i.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    i.add_argument(
+        "--budget-s", type=float, help="start no further timed run after this (slow configs)"
+    )
     i.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     i.add_argument("--threads", type=int, help="torch CPU threads (in each child)")
     i.add_argument("--json", action="store_true")
@@ -87,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         res = bench_infer(
             args.config, args.size, modes=args.mode, checkpoint=args.checkpoint,
-            device=args.device, repeats=args.repeats, precision=args.precision,
+            device=args.device, repeats=args.repeats, warmup=args.warmup,
+            budget_s=args.budget_s, precision=args.precision,
             threads=args.threads, max_native_pixels=args.max_native_pixels,
             options={"working_size": args.working_size} if args.working_size else None,
         )  # fmt: skip
@@ -96,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             src = res["checkpoint"] or f"config {res['config']}"
             print(f"device: {res['device']}, {src}, threads {res['threads']}")
-            keys = ["size", "mode", "median_ms", "min_ms", "cpu_ms", "peak_rss_mb", "image_mb"]
+            keys = ["size", "mode", "median_ms", "min_ms", "cpu_ms", "runs", "peak_rss_mb"]
+            keys += ["image_mb"]
             keys += ["skipped"]
             print(_table(res["rows"], keys))
     return 0
