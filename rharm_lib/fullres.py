@@ -197,17 +197,16 @@ def downsample(
     return lo, frac
 
 
-def _box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
+def _box_sum(x: np.ndarray, r: int) -> np.ndarray:
     """Sum over the ``(2r+1)²`` window (zero outside) of ``(K,h,w)``, by cumulative sums."""
     if r == 0:
         return x
-    k, h, w = x.shape
-    c = F.pad(x, (r + 1, r, r + 1, r)).cumsum(1).cumsum(2)
+    c = np.pad(x, ((0, 0), (r + 1, r), (r + 1, r))).cumsum(1).cumsum(2)
     s = 2 * r + 1
     return c[:, s:, s:] - c[:, :-s, s:] - c[:, s:, :-s] + c[:, :-s, :-s]
 
 
-def _solve_affine(stats: torch.Tensor, eps: float, affine: bool) -> torch.Tensor:
+def _solve_affine(stats: np.ndarray, eps: float, affine: bool) -> np.ndarray:
     """Ridge least squares of ``r = A' c + b`` from window sums.
 
     Args:
@@ -221,49 +220,57 @@ def _solve_affine(stats: torch.Tensor, eps: float, affine: bool) -> torch.Tensor
     """
     n = stats.shape[1]
     wsum = stats[0]
-    inv = torch.where(wsum > 0, 1.0 / wsum, torch.full_like(wsum, float("nan")))
-    mc, mr = stats[1:4] * inv, stats[4:7] * inv  # (3,N)
-    out = torch.zeros(12, n, dtype=stats.dtype)
-    if not affine:
-        out[9:] = mr
-        return out
-    # centred covariances, (N,) tensors: S = Ccc + eps I (symmetric), R = Crc
-    sc = [[stats[7 + 3 * i + j] * inv - mc[i] * mc[j] for j in range(3)] for i in range(3)]
-    for i in range(3):
-        sc[i][i] = sc[i][i] + eps
-    rc = [[stats[16 + 3 * i + j] * inv - mr[i] * mc[j] for j in range(3)] for i in range(3)]
-    # A' S = R  =>  A' = R S^-1, with S^-1 = adj(S) / det(S) (closed form; S is SPD)
-    (s00, s01, s02), (_, s11, s12), (_, _, s22) = sc
-    i00, i11, i22 = s11 * s22 - s12 * s12, s00 * s22 - s02 * s02, s00 * s11 - s01 * s01
-    i01, i02, i12 = s02 * s12 - s01 * s22, s01 * s12 - s02 * s11, s01 * s02 - s00 * s12
-    det = s00 * i00 + s01 * i01 + s02 * i02
-    sinv = [[i00, i01, i02], [i01, i11, i12], [i02, i12, i22]]
-    for i in range(3):
-        for j in range(3):
-            a = (rc[i][0] * sinv[0][j] + rc[i][1] * sinv[1][j] + rc[i][2] * sinv[2][j]) / det
-            out[3 * i + j] = a
-        out[9 + i] = mr[i] - (out[3 * i] * mc[0] + out[3 * i + 1] * mc[1] + out[3 * i + 2] * mc[2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(wsum > 0, 1.0 / wsum, np.nan)
+        mc, mr = stats[1:4] * inv, stats[4:7] * inv  # (3,N)
+        out = np.zeros((12, n))
+        if not affine:
+            out[9:] = mr
+            return out
+        # centred covariances, (N,) arrays: S = Ccc + eps I (symmetric), R = Crc
+        sc = [[stats[7 + 3 * i + j] * inv - mc[i] * mc[j] for j in range(3)] for i in range(3)]
+        for i in range(3):
+            sc[i][i] = sc[i][i] + eps
+        rc = [[stats[16 + 3 * i + j] * inv - mr[i] * mc[j] for j in range(3)] for i in range(3)]
+        # A' S = R  =>  A' = R S^-1, S^-1 = adj(S) / det(S) (closed form; S is SPD)
+        (s00, s01, s02), (_, s11, s12), (_, _, s22) = sc
+        i00, i11, i22 = s11 * s22 - s12 * s12, s00 * s22 - s02 * s02, s00 * s11 - s01 * s01
+        i01, i02, i12 = s02 * s12 - s01 * s22, s01 * s12 - s02 * s11, s01 * s02 - s00 * s12
+        det = s00 * i00 + s01 * i01 + s02 * i02
+        sinv = [[i00, i01, i02], [i01, i11, i12], [i02, i12, i22]]
+        for i in range(3):
+            for j in range(3):
+                out[3 * i + j] = (
+                    rc[i][0] * sinv[0][j] + rc[i][1] * sinv[1][j] + rc[i][2] * sinv[2][j]
+                ) / det
+            out[9 + i] = mr[i] - (
+                out[3 * i] * mc[0] + out[3 * i + 1] * mc[1] + out[3 * i + 2] * mc[2]
+            )
     return out
 
 
-def _moments(c: torch.Tensor, r_: torch.Tensor, w: torch.Tensor, affine: bool) -> torch.Tensor:
+def _moments(c: np.ndarray, r_: np.ndarray, w: np.ndarray, affine: bool) -> np.ndarray:
     """Per-pixel weighted moments ``(25 or 7, h, w)`` float64 (see :func:`_solve_affine`)."""
-    parts = [w[None], w * c, w * r_]
+    wc, wr = w * c, w * r_
+    parts = [w[None], wc, wr]
     if affine:
-        parts += [(w * c[i] * c[j])[None] for i in range(3) for j in range(3)]
-        parts += [(w * r_[i] * c[j])[None] for i in range(3) for j in range(3)]
-    return torch.cat(parts, 0)
+        parts += [wc[i : i + 1] * c[j] for i in range(3) for j in range(3)]
+        parts += [wr[i : i + 1] * c[j] for i in range(3) for j in range(3)]
+    return np.concatenate(parts, 0)
 
 
 def fit_transform(
-    composite_lo: torch.Tensor,
-    pred_lo: torch.Tensor,
-    weight: torch.Tensor,
+    composite_lo: torch.Tensor | np.ndarray,
+    pred_lo: torch.Tensor | np.ndarray,
+    weight: torch.Tensor | np.ndarray,
     lift: str = "local_affine",
     radius: int = 4,
     eps: float = 1e-3,
 ) -> torch.Tensor:
     """Fit the colour transform ``composite_lo -> pred_lo`` on the weighted foreground.
+
+    Computed in float64 NumPy (many small element-wise operations on a working-size
+    image: single-threaded NumPy avoids thread synchronisation per operation).
 
     Args:
         composite_lo: ``(3,h,w)`` float sRGB in [0,1].
@@ -279,27 +286,29 @@ def fit_transform(
         or ``(3,h,w)``, ``b`` only (``offset``). Every pixel has finite coefficients (the
         identity when the weight is zero everywhere).
     """
-    c = composite_lo.double()
-    r_ = pred_lo.double() - c
-    w = weight.double()
+    c, p, w = (
+        np.asarray(x.detach().cpu().double() if isinstance(x, torch.Tensor) else x, np.float64)
+        for x in (composite_lo, pred_lo, weight)
+    )
     affine = lift != "offset"
-    mom = _moments(c, r_, w, affine)  # (K,h,w)
+    mom = _moments(c, p - c, w, affine)  # (K,h,w)
     k, h, wd = mom.shape
-    glob = _solve_affine(mom.sum(dim=(1, 2))[:, None], eps, affine)  # (12,1)
-    glob = torch.nan_to_num(glob, nan=0.0)  # no foreground at all: the identity
+    glob = _solve_affine(mom.sum(axis=(1, 2))[:, None], eps, affine)  # (12,1)
+    glob = np.nan_to_num(glob, nan=0.0)  # no foreground at all: the identity
     if lift == "global_affine":
-        return glob.float().reshape(12, 1, 1)
+        return torch.from_numpy(glob.reshape(12, 1, 1)).float()
     sums = _box_sum(mom, radius)  # window sums
     coef = _solve_affine(sums.reshape(k, -1), eps, affine).reshape(12, h, wd)
     # the guided filter's second average: each pixel's map is the weighted mean of the maps
     # of the windows covering it (weight = the window's foreground weight)
     ww = sums[0]
-    valid = ww > 0
-    coef = torch.where(valid[None], coef, torch.zeros_like(coef))
+    coef = np.where(ww[None] > 0, coef, 0.0)
     num = _box_sum(coef * ww[None], radius)
     den = _box_sum(ww[None], radius)[0]
-    coef = torch.where(den[None] > 0, num / den.clamp_min(1e-300)[None], glob[:, :, None])
-    return (coef if affine else coef[9:]).float().contiguous()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coef = np.where(den[None] > 0, num / den[None], glob[:, :, None])
+    coef = coef if affine else coef[9:]
+    return torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32))
 
 
 def linear_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
