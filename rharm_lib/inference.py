@@ -198,8 +198,8 @@ class Harmonizer:
             mode: ``fast`` (network at ``working_size``, lifted to full resolution),
                 ``native`` (network on the whole image: :meth:`__call__`) or ``tiled``
                 (network at full resolution in overlapping tiles, bounded memory).
-            working_size: long side of the network in ``fast`` mode and of the statistics
-                pass in ``tiled`` mode (default :class:`~rharm_lib.fullres.FullResConfig`'s).
+            working_size: long side of the network in ``fast`` mode (default 512) and of
+                the statistics pass in ``tiled`` mode (``stats_size``, default 1024).
             **options: other :class:`~rharm_lib.fullres.FullResConfig` fields (``lift``,
                 ``radius``, ``eps``, ``tile``, ``overlap``, ``stats`` ...).
 
@@ -215,7 +215,7 @@ class Harmonizer:
         if mode == "native":
             return self(composite, mask)
         if working_size is not None:
-            options["working_size"] = working_size
+            options["working_size" if mode == "fast" else "stats_size"] = working_size
         try:
             cfg = FullResConfig(**options)
         except TypeError as exc:

@@ -18,7 +18,6 @@ from scipy import ndimage
 from rharm_lib import fullres as fr
 from rharm_lib.bench_infer import (
     _errors,
-    bench_infer,
     parse_size,
     quality_table,
     summarize_quality,
@@ -332,30 +331,25 @@ def test_cli_mode_as_a_subprocess(tmp_path):
     assert subprocess.run(cmd, capture_output=True, env=env, timeout=120).returncode == 2
 
 
-def test_bench_infer_rows_from_fresh_subprocesses():
-    res = bench_infer("tiny", ["40x30", "64"], modes=("fast", "native"), repeats=2, device="cpu",
-                      threads=1, options={"working_size": 32}, max_native_pixels=0)  # fmt: skip
-    rows = res["rows"]
+def test_bench_infer_rows_from_fresh_subprocesses(capsys):
+    """``rharm bench infer --json``: one fresh child per measured (size, mode)."""
+    from rharm_lib.cli import main as cli_main
+
+    rc = cli_main(["bench", "infer", "--config", "tiny", "--size", "40x30", "64", "--mode",
+                   "fast", "native", "--repeats", "2", "--device", "cpu", "--threads", "1",
+                   "--working-size", "32", "--max-native-pixels", "0", "--json"])  # fmt: skip
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert [(r["size"], r["mode"]) for r in rows] == [
         ("40x30", "fast"), ("40x30", "native"), ("64x64", "fast"), ("64x64", "native"),
     ]  # fmt: skip
     assert all("skipped" in rows[i] and "median_ms" not in rows[i] for i in (1, 3))
     for r in (rows[0], rows[2]):
-        assert r["median_ms"] >= r["min_ms"] > 0
+        assert r["median_ms"] >= r["min_ms"] > 0 and r["runs"] == 2
         assert r["peak_rss_mb"] >= r["rss_before_mb"] > 50  # a real process with torch
     assert parse_size("6000x4000") == (4000, 6000) and parse_size(7) == (7, 7)
     with pytest.raises(RharmInputError, match="bad size"):
         parse_size("12xx")
-
-
-def test_bench_infer_cli_json(capsys):
-    from rharm_lib.cli import main as cli_main
-
-    rc = cli_main(["bench", "infer", "--config", "tiny", "--size", "32", "--mode", "fast",
-                   "--repeats", "1", "--device", "cpu", "--json", "--threads", "1"])  # fmt: skip
-    assert rc == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["rows"][0]["size"] == "32x32" and out["rows"][0]["mode"] == "fast"
 
 
 def test_quality_table_and_errors():
