@@ -53,8 +53,10 @@ statistics are recorded once from a pass of the network on the whole image downs
 each tile is normalised with the image's statistics, not its own. ``stats="tile"`` lets
 each tile use its own statistics (the alternative; measured in README). Residual
 differences to native mode come from the statistics being those of a smaller image, and
-from the convolutions' context cut at tile borders (hidden by the overlap). An image that
-fits in one tile runs natively.
+from the convolutions' context cut at tile borders (hidden by the overlap). Limitation: a
+model configured with ``norm="instance"`` or ``"group"`` (per-image statistics inside the
+norm layers; the presets use ``batch``, local in eval mode) is normalised per tile. An image
+that fits in one tile runs natively.
 
 Memory: the full-resolution work is done in bands of about ``band_pixels`` pixels, so
 besides the input, the mask and the output (each the image's own uint8 size, the mask a
@@ -652,9 +654,11 @@ def harmonize_tiled(
                 acc[:, x0:x1, :3] += p * wt[:, :, None]
                 acc[:, x0:x1, 3] += wt
             done = (ys[iy + 1] - y0) if iy + 1 < len(ys) else (y1 - y0)
-            blend = acc[:done, :, :3] / acc[:done, :, 3:]
-            b8 = (np.clip(blend, 0, 1) * 255).round().astype(np.uint8)
-            np.copyto(out[y0 : y0 + done], b8, where=fg[y0 : y0 + done, :, None])
+            for r0 in range(0, done, 64):  # finish in small row chunks: few temporaries
+                r1 = min(done, r0 + 64)
+                blend = acc[r0:r1, :, :3] / acc[r0:r1, :, 3:]
+                b8 = np.rint(np.clip(blend, 0, 1, out=blend) * 255).astype(np.uint8)
+                np.copyto(out[y0 + r0 : y0 + r1], b8, where=fg[y0 + r0 : y0 + r1, :, None])
             carry, carry_y = acc, y0
     return out
 
