@@ -4,6 +4,10 @@
 The network runs at the image's own resolution (as in the paper's Table IV); the model
 pads internally to the multiple its U-Net needs. Input and output are NumPy uint8 sRGB.
 
+Full resolution (issue 11): :meth:`Harmonizer.harmonize` adds ``mode="fast"`` (the network
+at a working size, its change lifted to full resolution) and ``mode="tiled"`` (the network
+at full resolution in tiles); both live in :mod:`rharm_lib.fullres`.
+
 Decision: by default the background is copied from the input composite
 (``keep_background=True``): harmonization changes only the pasted region, and the
 network's background reconstruction (close to, but not exactly, the input) would only
@@ -24,6 +28,7 @@ from .batch import check_images
 from .checkpoint import load_checkpoint
 from .config_io import plain, rebuild
 from .errors import RharmInputError
+from .fullres import MODES, FullResConfig, as_arrays, harmonize_fast, harmonize_tiled
 from .model import CONFIGS, ModelConfig, build_model
 
 __all__ = ["Harmonizer", "load_network"]
@@ -183,3 +188,47 @@ class Harmonizer:
         if self.keep_background:
             out[mask == 0] = composite[mask == 0]  # exact copy (no float round trip)
         return out
+
+    # --- full-resolution modes (issue 11; the logic lives in rharm_lib.fullres) ----------
+
+    def harmonize(
+        self,
+        composite: Any,
+        mask: Any,
+        mode: str = "fast",
+        working_size: int | None = None,
+        **options: Any,
+    ) -> np.ndarray:
+        """Harmonize one image of any size in one of :data:`rharm_lib.fullres.MODES`.
+
+        Args:
+            composite: ``(H,W,3)`` uint8 sRGB array or a PIL image.
+            mask: ``(H,W)`` array (foreground where ``> 0``) or a PIL image.
+            mode: ``fast`` (network at ``working_size``, lifted to full resolution),
+                ``native`` (network on the whole image: :meth:`__call__`) or ``tiled``
+                (network at full resolution in overlapping tiles, bounded memory).
+            working_size: long side of the network in ``fast`` mode (default 512) and of
+                the statistics pass in ``tiled`` mode (``stats_size``, default 1024).
+            **options: other :class:`~rharm_lib.fullres.FullResConfig` fields (``lift``,
+                ``radius``, ``eps``, ``tile``, ``overlap``, ``stats`` ...).
+
+        Returns:
+            ``(H,W,3)`` uint8 sRGB; the background is the input's, bit for bit (``fast``
+            and ``tiled`` always keep it).
+        """
+        if mode not in MODES:
+            raise RharmInputError(f"unknown mode {mode!r}; expected one of {MODES}")
+        if mode != "native" and not self.keep_background:
+            raise RharmInputError(f"mode {mode!r} always keeps the background; use native")
+        composite, mask = as_arrays(composite, mask)
+        if mode == "native":
+            return self(composite, mask)
+        if working_size is not None:
+            options["working_size" if mode == "fast" else "stats_size"] = working_size
+        try:
+            cfg = FullResConfig(**options)
+        except TypeError as exc:
+            raise RharmInputError(f"bad full-resolution option: {exc}") from None
+        if mode == "fast":
+            return harmonize_fast(self.predict, composite, mask, cfg)
+        return harmonize_tiled(self.predict, self.net, composite, mask, cfg)

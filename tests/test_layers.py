@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model", "losses", "metrics", "baselines")),
     # fullres: full-resolution inference (built on inference, not on the trainer)
     ("inference", ("checkpoint", "config_io", "inference", "fullres")),
-    ("evaluate", ("evaluate", "calibration", "diagnose")),
+    ("evaluate", ("evaluate", "calibration", "diagnose", "bench_infer")),
     ("train", ("train",)),
     ("study", ("study",)),
     ("cli", ("cli",)),

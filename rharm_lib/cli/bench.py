@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..train.bench import bench_infer, bench_train
+from ..bench_infer import bench_infer
+from ..train.bench import bench_train
 from . import args as a
 
 __all__ = ["register", "run"]
@@ -34,13 +35,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=a.positive_int, help="torch CPU threads")
     t.add_argument("--json", action="store_true", help="print JSON (default: a table)")
     t.set_defaults(func=run)
-    i = sub.add_parser("infer", help="inference latency at --size (median of --repeats)")
-    i.add_argument("--config", default="paper")
-    i.add_argument("--size", type=a.image_side, nargs="+", default=[256, 512, 1024])
+    i = sub.add_parser(
+        "infer",
+        help="harmonize latency and peak RSS per size and mode (fast/native/tiled)",
+        description="Each (size, mode) runs in a fresh subprocess: median of --repeats after "
+        "one warm-up, and the child's peak RSS. Native mode is skipped above "
+        "--max-native-pixels.",
+    )
+    i.add_argument("--config", default="ci", help="model config (fresh weights)")
+    i.add_argument("--checkpoint", help="a checkpoint of rharm train instead of --config")
+    i.add_argument("--size", nargs="+", default=["1024", "2048", "6000x4000"], help="N or WxH")
+    i.add_argument("--mode", nargs="+", choices=("fast", "native", "tiled"),
+                   default=["fast", "native", "tiled"])  # fmt: skip
+    i.add_argument("--working-size", type=a.positive_int, help="fast/tiled working size")
+    i.add_argument("--max-native-pixels", type=a.nonneg_int, default=2048 * 2048)
     i.add_argument("--device", type=a.device, default="auto")
-    i.add_argument("--repeats", type=a.positive_int, default=5)
+    i.add_argument("--repeats", type=a.positive_int, default=3, help="timed runs (median reported)")
+    i.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    i.add_argument(
+        "--budget-s",
+        type=a.positive_float,
+        help="start no further timed run after this (slow configs)",
+    )
     i.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    i.add_argument("--threads", type=a.positive_int, help="torch CPU threads")
+    i.add_argument("--threads", type=a.positive_int, help="torch CPU threads (in each child)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run)
 
@@ -75,15 +93,19 @@ def run(args: argparse.Namespace) -> int:
                 print(f"plain / paper img/s: {res['cost_ratio']}")
     else:
         res = bench_infer(
-            args.config,
-            tuple(args.size),
-            device=args.device,
-            repeats=args.repeats,
-            precision=args.precision,
-        )
+            args.config, args.size, modes=args.mode, checkpoint=args.checkpoint,
+            device=args.device, repeats=args.repeats, warmup=args.warmup,
+            budget_s=args.budget_s, precision=args.precision,
+            threads=args.threads, max_native_pixels=args.max_native_pixels,
+            options={"working_size": args.working_size} if args.working_size else None,
+        )  # fmt: skip
         if args.json:
             print(json.dumps(res, indent=2))
         else:
-            print(f"device: {res['device']}, config {res['config']}")
-            print(_table(res["rows"], ["size", "median_ms", "min_ms", "peak_mem_mb"]))
+            src = res["checkpoint"] or f"config {res['config']}"
+            print(f"device: {res['device']}, {src}, threads {res['threads']}")
+            keys = ["size", "mode", "median_ms", "min_ms", "cpu_ms", "runs", "peak_rss_mb"]
+            keys += ["image_mb"]
+            keys += ["skipped"]
+            print(_table(res["rows"], keys))
     return 0

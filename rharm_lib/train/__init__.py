@@ -4,7 +4,7 @@
 - :mod:`.sources`     uint8 training data resident on the device, batches drawn by step number
 - :mod:`.engine`      :func:`train` (library entry point used by ``rharm train`` and notebooks)
 - :mod:`.ddp`         DistributedDataParallel set-up under ``torchrun``
-- :mod:`.bench`       ``rharm bench train`` / ``rharm bench infer``
+- :mod:`.bench`       ``rharm bench train`` (``rharm bench infer``: :mod:`rharm_lib.bench_infer`)
 """
 
 from ..checkpoint import load_checkpoint, save_checkpoint

@@ -1,4 +1,5 @@
-"""Speed benchmarks: ``rharm bench train`` and ``rharm bench infer``.
+"""Training speed benchmark: ``rharm bench train`` (``rharm bench infer`` lives in
+:mod:`rharm_lib.bench_infer`).
 
 ``bench_train`` times full optimiser steps of the training engine's own step
 (:func:`~rharm_lib.train.engine.build_objective` and
@@ -30,18 +31,16 @@ import torch
 
 from ..data.synth import FAMILIES
 from ..device import resolve_device
-from ..inference import Harmonizer
 from ..model import count_params, forward_flops
 from ..provenance import device_name
 from .config import TrainConfig, get_config
-from .engine import amp_dtype, build_network, build_objective, train_step
+from .engine import amp_dtype, build_objective, train_step
 from .sources import TensorSource
 
 __all__ = [
     "PEAK_TFLOPS",
     "IHD_TRAIN_PAIRS",
     "bench_train",
-    "bench_infer",
     "plain_variant",
     "random_photos",
 ]
@@ -207,54 +206,3 @@ def bench_train(
         out["plain"] = _bench_one(plain_variant(cfg), dev, steps, warmup, windows)
         out["cost_ratio"] = round(out["plain"]["img_per_s"] / out["model"]["img_per_s"], 3)
     return out
-
-
-def bench_infer(
-    config: str = "paper",
-    sizes: tuple[int, ...] = (256, 512, 1024),
-    *,
-    device: str | None = None,
-    repeats: int = 5,
-    precision: str = "auto",
-) -> dict[str, Any]:
-    """Median latency of :class:`rharm_lib.inference.Harmonizer` at each ``size``² (batch 1).
-
-    The network is freshly initialised (latency does not depend on the weights). Timing
-    covers the tensor forward on the device (``Harmonizer.predict``), not image file I/O.
-
-    Returns:
-        ``{"device", "config", "rows": [{"size", "median_ms", "min_ms", "peak_mem_mb"}]}``.
-    """
-    dev = resolve_device(device)
-    cfg = get_config(config)
-    torch.manual_seed(0)
-    h = Harmonizer(build_network(cfg.model), device=dev, precision=precision)
-    rows = []
-    for s in sizes:
-        images, masks = random_photos(1, s)
-        c, m = images.float().div(255).to(dev), masks.float().to(dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        h.predict(c, m)  # warm-up
-        times = []
-        for _ in range(repeats):
-            _sync(dev)
-            t = time.perf_counter()
-            h.predict(c, m)
-            _sync(dev)
-            times.append((time.perf_counter() - t) * 1e3)
-        rows.append(
-            {
-                "size": s,
-                "median_ms": round(statistics.median(times), 2),
-                "min_ms": round(min(times), 2),
-                "peak_mem_mb": _peak_mem_mb(dev),
-            }
-        )
-    return {
-        "device": device_name(dev),
-        "config": config,
-        "precision": precision,
-        "repeats": repeats,
-        "rows": rows,
-    }
