@@ -299,8 +299,9 @@ def table5(reported: ReportedVotes = REPORTED, alpha: float = 0.05) -> pd.DataFr
     Returns:
         one row per method (the paper's order): ``method, votes, reported_pct, share_pct,
         goodman_low_pct, goodman_high_pct, wilson_bonf_low_pct, wilson_bonf_high_pct,
-        ours_share_of_pair, p_vs_ours, p_holm_vs_ours, ours_better`` (``NaN`` in the
-        comparison columns of "ours" itself). Percentages in [0,100].
+        ours_share_of_pair, log10_p_vs_ours, log10_p_holm_vs_ours, ours_better`` (``NaN``
+        in the comparison columns of "ours" itself; p-values as log10, readable when
+        rounded: -6.72 is p = 1.9e-7). Percentages in [0,100].
     """
     votes = reported.counts()
     sh = share_intervals(votes, alpha)
@@ -310,8 +311,8 @@ def table5(reported: ReportedVotes = REPORTED, alpha: float = 0.05) -> pd.DataFr
     for col in ("share", "goodman_low", "goodman_high", "wilson_bonf_low", "wilson_bonf_high"):
         out[f"{col}_pct"] = 100 * sh[col]
     out["ours_share_of_pair"] = out["method"].map(cmp_["reference_share_of_pair"])
-    out["p_vs_ours"] = out["method"].map(cmp_["p"])
-    out["p_holm_vs_ours"] = out["method"].map(cmp_["p_holm"])
+    out["log10_p_vs_ours"] = np.log10(out["method"].map(cmp_["p"]))
+    out["log10_p_holm_vs_ours"] = np.log10(out["method"].map(cmp_["p_holm"]))
     out["ours_better"] = out["method"].map(cmp_["significant"]).astype(object)
     out.loc[out["method"] == "ours", "ours_better"] = None
     return out

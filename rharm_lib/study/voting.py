@@ -48,7 +48,9 @@ from ipyevents import Event
 from PIL import Image
 
 from ..errors import RharmInputError
+from ..evaluate import resolve_method
 from ..paths import REPO_ROOT
+from .sources import resize_long_side
 
 __all__ = [
     "VOTE_COLUMNS",
@@ -58,6 +60,7 @@ __all__ = [
     "make_trials",
     "default_votes_path",
     "dataset_names",
+    "study_methods",
     "VoteStore",
     "VotingSession",
     "VotingWidget",
@@ -164,6 +167,18 @@ def dataset_names(dataset: Sequence[Mapping[str, Any]]) -> list[str]:
     if items and isinstance(items[0], tuple) and isinstance(items[0][0], str):
         return [it[0] for it in items]
     return [str(dataset[i]["name"]) for i in range(len(dataset))]
+
+
+def study_methods(
+    checkpoint: str | os.PathLike | None = None, device: str = "cpu"
+) -> dict[str, Callable[[Mapping[str, Any]], np.ndarray]]:
+    """The methods a study can compare: ``composite``, ``reinhard``, ``histmatch`` and,
+    when ``checkpoint`` is given, ``ours`` (that model, :func:`rharm_lib.evaluate.resolve_method`).
+    """
+    methods = {m: resolve_method(m) for m in ("composite", "reinhard", "histmatch")}
+    if checkpoint is not None:
+        methods["ours"] = resolve_method("checkpoint", checkpoint=str(checkpoint), device=device)
+    return methods
 
 
 class VoteStore:
@@ -343,6 +358,9 @@ class VotingWidget:
         mode: the initial mode (``multi`` or ``pairwise``; a toggle before starting).
         seed: the study's seed.
         display_size: long side of each shown image in pixels.
+        work_size: when set, each composite and mask are first resized to this long side
+            (:func:`rharm_lib.study.sources.resize_long_side`) and the methods run there
+            (faster; the images are shown at ``display_size`` anyway); ``None``: native.
         min_response_ms: keys pressed sooner than this after a group appears are ignored
             (a key held down must not vote for the next group too).
         clock: as in :class:`VotingSession`.
@@ -356,6 +374,7 @@ class VotingWidget:
         mode: str = "multi",
         seed: int = 0,
         display_size: int = 320,
+        work_size: int | None = None,
         min_response_ms: int = 250,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -368,6 +387,7 @@ class VotingWidget:
         self._index = {n: i for i, n in enumerate(self.names)}
         self.store = store or VoteStore(default_votes_path())
         self.seed, self.display_size, self.clock = seed, display_size, clock
+        self.work_size = work_size
         self.min_response_ms = min_response_ms
         self.session: VotingSession | None = None
         self.shown_png: list[bytes] = []  # what the current group shows (tests read it)
@@ -381,7 +401,7 @@ class VotingWidget:
             "Enter your participant id and press <b>start / resume</b>.",
             layout=W.Layout(min_height="1.5em"),
         )
-        self.group = W.HBox([], layout=W.Layout(flex_flow="row wrap", gap="6px"))
+        self.group = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
         help_ = W.HTML(
             "Click the image that looks most natural (or press its number; in pairwise "
             "mode also ← / →). Images are in a random order and not labelled."
@@ -461,7 +481,11 @@ class VotingWidget:
                 f"<b>All {s.total} groups done</b> for {s.participant} ({s.mode}). Thank you!"
             )
             return
-        sample = self.dataset[self._index[cur.image]]
+        sample = dict(self.dataset[self._index[cur.image]])
+        if self.work_size:
+            sample["composite"], sample["mask"] = resize_long_side(
+                sample["composite"], sample["mask"], self.work_size
+            )
         self.shown_png = [_png(self.methods[m](sample), self.display_size) for m in cur.shown]
         cells = []
         for pos, png in enumerate(self.shown_png, start=1):
@@ -471,7 +495,9 @@ class VotingWidget:
             btn = W.Button(description=str(pos), layout=W.Layout(width="100%"))
             btn.add_class(f"rharm-vote-{pos}")
             btn.on_click(lambda _b, p=pos, t=cur.trial: self.click(p, t))
-            cells.append(W.VBox([img, btn], layout=W.Layout(align_items="center")))
+            cells.append(
+                W.VBox([img, btn], layout=W.Layout(align_items="center", margin="0 8px 8px 0"))
+            )
         self.group.children = cells
         self.status.value = f"{s.participant}: group {s.n_done + 1} of {s.total}"
         s.mark_shown()
