@@ -18,7 +18,8 @@ natural. The pieces, each testable without a browser:
 - :class:`VotingSession`: one participant's progress over the plan.
 - :class:`VotingWidget`: the ipywidgets front end: a participant field, start/resume,
   the images with one button each (``1`` ... ``n``), keyboard shortcuts (digits; in
-  pairwise mode also the left/right arrow keys) through ``ipyevents``, and a progress bar.
+  pairwise mode also the left/right arrow keys, with the mouse over the images) through
+  ``ipyevents``, and a progress bar.
   The buttons of a group are created for that group and bound to its trial, so a click
   that arrives after the next group is shown is ignored.
 
@@ -403,8 +404,9 @@ class VotingWidget:
         )
         self.group = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
         help_ = W.HTML(
-            "Click the image that looks most natural (or press its number; in pairwise "
-            "mode also ← / →). Images are in a random order and not labelled."
+            "Click the button under the image that looks most natural, or, with the mouse "
+            "over the images, press its number (pairwise mode: also ← / →). Images are in "
+            "a random order and not labelled."
         )
         self.ui = W.VBox(
             [
@@ -415,7 +417,12 @@ class VotingWidget:
             ]
         )
         self.ui.add_class("rharm-voting")
-        self._keys = Event(source=self.ui, watched_events=["keydown"], prevent_default_action=False)
+        # keys over the images only (the participant field stays typable); the default
+        # action is prevented so that JupyterLab's command-mode shortcuts ("1" = heading)
+        # do not act on the notebook while voting
+        self._keys = Event(
+            source=self.group, watched_events=["keydown"], prevent_default_action=True
+        )
         self._keys.on_dom_event(lambda ev: self.key(str(ev.get("key", ""))))
 
     # --- actions (called by the buttons and keys; tests call them directly) --------------
