@@ -5,8 +5,9 @@ temporary git repository holding copies of notebooks 01 and 07 and ``pyproject.t
 (the jupytext configuration), with the project's JupyterLab settings
 (``jupyter-settings/overrides.json``) installed the way ``make lab`` installs them
 (``<app settings dir>/overrides.d/rharm.json``) and fresh config, runtime, user-settings
-and workspace folders, so nothing of the user's home takes part. The kernel imports this
-checkout's ``rharm_lib``. Chromium is ``/usr/bin/chromium`` (never a downloaded browser),
+and workspace folders, so nothing of the user's home takes part. The kernel imports a copy
+of this checkout's ``rharm_lib`` placed in that repository, so whatever the notebooks
+write lands there, never in the checkout. Chromium is ``/usr/bin/chromium`` (never a downloaded browser),
 with a fresh profile.
 
 Checked: double-clicking ``notebooks/*.py`` in the file browser opens a notebook (not a
@@ -23,6 +24,8 @@ command runs them; ``-m 'not browser'`` leaves them out).
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -35,6 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from rharm_lib.paths import data_root
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,16 +55,55 @@ FLAGS = [
 ]
 NOTEBOOKS = ("01_data_exploration.py", "07_user_study.py")
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"{CHROMIUM} not found (apt-get install -y chromium; .ci/run does)",
-        allow_module_level=True,
+_MISSING = [
+    why
+    for ok, why in (
+        (CHROMIUM.is_file(), f"{CHROMIUM} not found (apt-get install -y chromium; .ci/run does)"),
+        (
+            importlib.util.find_spec("playwright") is not None,
+            "the playwright package is not installed (the dev extras)",
+        ),
     )
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (dev extras)"
-)
+    if not ok
+]
+
+
+def browser_test(func):
+    """Marks ``browser`` and ``slow``; skips with the reason when Chromium/playwright is missing."""
+    func = pytest.mark.skipif(bool(_MISSING), reason="; ".join(_MISSING))(func)
+    return pytest.mark.browser(pytest.mark.slow(func))
+
+
+def test_committed_headers_are_what_jupytext_writes():
+    """Without a browser: reading a notebook and writing it back, with the kernel that
+    ``make env`` installs, gives the committed text (what JupyterLab's save does)."""
+    jupytext = pytest.importorskip("jupytext")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        nb = jupytext.read(path)
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": spec.display_name,
+            "language": spec.language,
+        }
+        assert jupytext.writes(nb, "py:percent") == path.read_text(), path.name
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lab_settings_installs_into_the_environment(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["make", "-s", "lab-settings", f"VENV={venv}"], cwd=ROOT, check=True)
+    installed = venv / "share/jupyter/lab/settings/overrides.d/rharm.json"
+    assert installed.read_text() == (ROOT / "jupyter-settings/overrides.json").read_text()
+    settings = json.loads(installed.read_text())
+    viewers = settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers["python"] == "Jupytext Notebook"
+    dry = subprocess.run(
+        ["make", "-n", "lab", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert f"{venv}/bin/jupyter lab" in dry
 
 
 def _free_port() -> int:
@@ -77,6 +121,12 @@ def lab(tmp_path_factory):
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / name, repo / "notebooks" / name)
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    # the kernel imports a copy of the library, so that the repository root it derives
+    # (rharm_lib.paths.REPO_ROOT) is this temporary one: running the notebooks here never
+    # writes into the checkout's figures/ or results/
+    shutil.copytree(
+        ROOT / "rharm_lib", repo / "rharm_lib", ignore=shutil.ignore_patterns("__pycache__")
+    )
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
@@ -90,9 +140,8 @@ def lab(tmp_path_factory):
     votes = tmp / "votes.csv"
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        ),
+        PYTHONPATH=str(repo),
+        RHARM_DATA=str(data_root()),  # the data the checkout sees (../shared/data ...)
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
         RHARM_VOTES=str(votes),
@@ -150,8 +199,10 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A Chromium context with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with playwright_sync.sync_playwright() as p:
+    with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
             str(profile),
             executable_path=str(CHROMIUM),
@@ -226,6 +277,7 @@ def _run_all(page, timeout_s=240.0):
     assert not errors, errors
 
 
+@browser_test
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_double_click_opens_a_notebook_and_saving_changes_nothing(browser, lab, name):
     page, errors = _open_by_double_click(browser, lab, name)
@@ -250,6 +302,7 @@ def test_double_click_opens_a_notebook_and_saving_changes_nothing(browser, lab, 
         page.close()
 
 
+@browser_test
 def test_notebook_01_runs_and_the_inspector_reacts(browser, lab):
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open_by_double_click(browser, lab, "01_data_exploration.py")
@@ -272,6 +325,7 @@ def test_notebook_01_runs_and_the_inspector_reacts(browser, lab):
         page.close()
 
 
+@browser_test
 def test_notebook_07_runs_and_votes_by_click_and_key(browser, lab):
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open_by_double_click(browser, lab, "07_user_study.py")
