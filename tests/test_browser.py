@@ -353,7 +353,10 @@ def test_notebook_07_runs_and_votes_by_click_and_key(browser, lab):
 
         ui.locator(".rharm-vote-2").click()  # a click on the second image's button
         df = rows(1)
-        page.wait_for_timeout(600)  # past the widget's min_response_ms for keys
+        # the next group is on screen, then wait past the widget's min_response_ms (a key
+        # that arrives sooner after a group appears is ignored, by design)
+        ui.locator(".widget-html", has_text="group 2 of").wait_for(timeout=30_000)
+        page.wait_for_timeout(800)
         ui.locator(".widget-image").first.hover()
         page.keyboard.press("3")  # a key press over the images
         df = rows(2)
