@@ -213,3 +213,19 @@ def test_widget_resumes_and_pairwise_arrows(tmp_path):
     w4 = VotingWidget(_dataset(), _methods(), store)
     w4.start("bad,id")
     assert w4.session is None and "participant id" in w4.status.value
+
+
+def test_widget_moves_on_when_another_tab_recorded_the_group(tmp_path):
+    clock = Clock()
+    store = VoteStore(tmp_path / "votes.csv")
+    a = VotingWidget(_dataset(), _methods(), store, clock=clock)
+    b = VotingWidget(_dataset(), _methods(), store, clock=clock)
+    a.start("p1")
+    b.start("p1")  # the same participant in a second tab
+    first = a.session.current
+    clock.t = 1
+    assert a.click(1, first.trial)
+    assert not b.click(2, first.trial)  # refused: already recorded by tab a
+    assert b.session.current != first and b.progress.value == 1  # b shows the next group
+    df = store.read()
+    assert len(df) == 1 and df.loc[0, "position"] == 1

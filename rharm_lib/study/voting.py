@@ -454,8 +454,9 @@ class VotingWidget:
         """Vote for the image at ``position`` (1-based) of ``trial`` (default: current)."""
         if self.session is None:
             return False
+        before = self.session.current
         written = self.session.vote(position, trial)
-        if written or self.session.current is None or trial is None:
+        if self.session.current != before:  # voted here, or recorded by another tab
             self._show()
         return written
 
