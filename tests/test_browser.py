@@ -169,7 +169,7 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # a busy shared machine: minutes
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"JupyterLab exited: {(tmp / 'lab.log').read_text()[-2000:]}")
@@ -178,7 +178,7 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start within 90 s") from None
+                    raise RuntimeError("JupyterLab did not start within 300 s") from None
                 time.sleep(0.5)
         yield {"base": base, "token": token, "repo": repo, "votes": votes, "log": tmp / "lab.log"}
     finally:
@@ -235,7 +235,7 @@ def _open_by_double_click(browser, lab, name):
     return page, errors
 
 
-def _wait_idle(page, timeout_s=60.0):
+def _wait_idle(page, timeout_s=180.0):
     page.wait_for_function(
         "() => { const w = window.jupyterapp.shell.currentWidget;"
         " return w && w.sessionContext && w.sessionContext.session"
@@ -262,7 +262,8 @@ _CELLS_JS = """() => {
 }"""
 
 
-def _run_all(page, timeout_s=240.0):
+def _run_all(page, timeout_s=600.0):
+    # generous: notebook 01 takes ~35 s on an idle 2-core machine, 4 min on a shared one
     _wait_idle(page)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_function(
@@ -330,7 +331,7 @@ def test_notebook_07_runs_and_votes_by_click_and_key(browser, lab):
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open_by_double_click(browser, lab, "07_user_study.py")
     try:
-        _run_all(page, timeout_s=300)
+        _run_all(page)
         ui = page.locator(".rharm-voting").last
         ui.scroll_into_view_if_needed()
         ui.locator("input[type=text]").fill("p01")
