@@ -5,10 +5,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= ci
 STAMP := $(VENV)/.rharm-installed
+# JupyterLab settings of the project, installed into the environment (never ~/.jupyter):
+# notebooks/*.py open as notebooks on double-click (jupytext's "Jupytext Notebook" viewer).
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/rharm.json
+LAB_ARGS ?=
 
-.PHONY: env study test lint format clean-env
+.PHONY: env study test lint format clean-env lab lab-settings
 
-env: $(STAMP)
+env: $(STAMP) $(LAB_SETTINGS)
+
+lab-settings: $(LAB_SETTINGS)
+
+$(LAB_SETTINGS): jupyter-settings/overrides.json
+	mkdir -p $(dir $@)
+	cp $< $@
+
+# JupyterLab on the repository (http://localhost:8888, the token is printed); open
+# notebooks/ and double-click a notebook. LAB_ARGS passes options (e.g. --allow-root).
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(LAB_ARGS)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

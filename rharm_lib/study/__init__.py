@@ -15,6 +15,8 @@ Submodules, one concept each (import them explicitly, e.g.
 - :mod:`.tables`       tables as CSV + Markdown + provenance JSON
 - :mod:`.plots`        image grids, mask outlines, figures saved with provenance
 - :mod:`.inspector`    the ipywidgets patch inspector of L_HCL's sampling
+- :mod:`.voting`       the voting widget of a user study (plan, votes CSV, ipywidgets)
+- :mod:`.userstudy`    Table V re-analysis, power, Plackett-Luce/Bradley-Terry fits of votes
 """
 
 __all__ = [
@@ -30,4 +32,6 @@ __all__ = [
     "tables",
     "plots",
     "inspector",
+    "voting",
+    "userstudy",
 ]
