@@ -70,6 +70,7 @@ from .metrics import (
 from .model import count_params
 from .outputs import check_output_dir, publish_dir, tmp_sibling
 from .provenance import portable_paths, provenance, write_json_atomic
+from .weights import shipped_weights_path
 
 __all__ = [
     "METHODS",
@@ -180,12 +181,24 @@ def _checkpoint_method(checkpoint: str | None, device: str) -> SampleMethod:
     return SampleMethod("checkpoint", h, dev, info)
 
 
+def _shipped_method(checkpoint: str | None, device: str) -> SampleMethod:
+    """The weights shipped with the package (:mod:`rharm_lib.weights`)."""
+    path = shipped_weights_path()
+    if not path.is_file():
+        raise RharmInputError(
+            f"no shipped weights at {path}; produce them with: rharm study --profile cpu --only 02"
+        )
+    m = _checkpoint_method(str(path), device)
+    return SampleMethod("shipped", m.fn, m.device, {**m.info, "shipped": True})
+
+
 #: registry: method name -> factory ``(checkpoint, device) -> SampleMethod``
 METHODS: dict[str, Callable[[str | None, str], SampleMethod]] = {
     "composite": _baseline_factory("composite"),
     "reinhard": _baseline_factory("reinhard"),
     "histmatch": _baseline_factory("histmatch"),
     "checkpoint": _checkpoint_method,
+    "shipped": _shipped_method,
 }
 
 

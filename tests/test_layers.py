@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("data",)),
     ("model", ("model", "losses", "metrics", "baselines")),
     # fullres: full-resolution inference (built on inference, not on the trainer)
-    ("inference", ("checkpoint", "config_io", "inference", "fullres")),
+    ("inference", ("checkpoint", "config_io", "inference", "fullres", "weights")),
     ("evaluate", ("evaluate", "calibration", "diagnose", "bench_infer")),
     ("train", ("train",)),
     ("study", ("study",)),

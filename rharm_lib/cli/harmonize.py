@@ -1,4 +1,4 @@
-"""``rharm harmonize COMPOSITE MASK -o OUT --checkpoint CKPT``: harmonize one image.
+"""``rharm harmonize COMPOSITE MASK -o OUT [--checkpoint CKPT]``: harmonize one image.
 
 ``-o`` is checked before anything is loaded (:func:`rharm_lib.outputs.check_output_file`:
 a known image suffix, not a folder, a writable parent) and written through a temporary
@@ -20,6 +20,7 @@ from ..device import resolve_device
 from ..errors import RharmInputError
 from ..inference import Harmonizer
 from ..outputs import LOSSY_SUFFIXES, check_output_file
+from ..weights import shipped_weights_path
 from . import args as a
 
 __all__ = ["register", "run"]
@@ -43,7 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"output image, format from the extension ({', '.join(IMAGE_SUFFIXES)}; "
         "JPEG/WebP are lossy: the background then differs slightly from the input's)",
     )  # fmt: skip
-    p.add_argument("--checkpoint", required=True, help="checkpoint of rharm train")
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint of rharm train (default: the weights shipped with rharm, the cpu "
+        "model trained on synthetic shifts of 1,599 photos; see rharm_lib/weights.py)",
+    )
     p.add_argument("--config", help="fail unless the checkpoint's model is this named config")
     p.add_argument("--device", type=a.device, default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -87,8 +92,16 @@ def run(args: argparse.Namespace) -> int:
             f"mask {args.mask} is {mask.shape[1]}x{mask.shape[0]} but composite {args.composite} "
             f"is {comp.shape[1]}x{comp.shape[0]}"
         )
+    ckpt = args.checkpoint
+    if ckpt is None:
+        ckpt = shipped_weights_path()
+        if not ckpt.is_file():
+            raise RharmInputError(
+                f"no --checkpoint given and no shipped weights at {ckpt}; produce them with "
+                "rharm study --profile cpu --only 02"
+            )
     h = Harmonizer.from_checkpoint(
-        args.checkpoint, device=dev, expect_config=args.config, precision=args.precision,
+        ckpt, device=dev, expect_config=args.config, precision=args.precision,
         keep_background=not args.raw,
     )  # fmt: skip
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -69,6 +69,8 @@ class StudyProfile:
         note: one line shown in every table's provenance.
         seeds: training seeds of notebook 02 (one finished run each, reused when present);
             the Table II/III analogue reports the model's mean ± sd over them.
+        ship_weights: notebook 02 writes the first seed's model as the package's shipped
+            weights (:func:`rharm_lib.weights.export_weights`); only the ``cpu`` profile.
         diagnose: ``(images, size, steps)`` of the L_HCL diagnosis in notebook 01
             (:func:`rharm_lib.diagnose.diagnose_loss`: composites of the training photos,
             their side, Adam steps of the pixel optimisation).
@@ -105,6 +107,7 @@ class StudyProfile:
     seeds: tuple[int, ...] = (0,)
     check_rtol: float = 0.25
     diagnose: tuple[int, int, int] = (4, 64, 15)
+    ship_weights: bool = False
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
@@ -183,6 +186,7 @@ PROFILES: dict[str, StudyProfile] = {
         seeds=(0, 1, 2),
         check_rtol=0.25,
         diagnose=(8, 96, 50),
+        ship_weights=True,
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
     # the session that wrote it). Training: 1,500 steps x 64 images = 96k composites of the
