@@ -10,7 +10,7 @@ STAMP := $(VENV)/.rharm-installed
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/rharm.json
 LAB_ARGS ?=
 
-.PHONY: env study test lint format clean-env lab lab-settings
+.PHONY: env study check-study test lint format clean-env lab lab-settings
 
 env: $(STAMP) $(LAB_SETTINGS)
 
@@ -34,7 +34,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(BIN)/rharm study --profile $(PROFILE)
+	$(BIN)/rharm study --profile $(PROFILE) $(STUDY_FLAGS)
+
+# the study, regenerated and compared with the committed tables (exit 1 on a drift)
+check-study: $(STAMP)
+	$(BIN)/rharm study --profile $(PROFILE) --check
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
