@@ -166,3 +166,23 @@ def test_per_image_averages_seed_folders(tmp_path):
     assert got["mse"].tolist() == [2.0, 4.0]
     with pytest.raises(RharmInputError, match="no per-image results"):
         stats.per_image([tmp_path / "missing"])
+
+
+def test_model_tables_and_paired_rows_use_the_profile_tolerance(tmp_path):
+    paired = "a,b,subset,diff\nours (ci config),input composite,All,-10.0\n"
+    feats = "level,bg_mean_corr\n0,0.5\n"
+    _write(tmp_path / "table2_3_paired_tests.csv", paired)
+    _write(tmp_path / "fig10_feature_stats.csv", feats)
+    _write(tmp_path / "eval" / "benchmark_model_seed0" / "summary.csv", feats)
+    _write(tmp_path / "eval" / "benchmark_composite" / "summary.csv", feats)
+    before = check.snapshot(tmp_path)
+    _write(tmp_path / "table2_3_paired_tests.csv", paired.replace("-10.0", "-10.5"))
+    _write(tmp_path / "fig10_feature_stats.csv", feats.replace("0.5", "0.51"))
+    _write(
+        tmp_path / "eval" / "benchmark_model_seed0" / "summary.csv", feats.replace("0.5", "0.51")
+    )
+    _write(tmp_path / "eval" / "benchmark_composite" / "summary.csv", feats.replace("0.5", "0.51"))
+    drifts = check.compare(before, tmp_path, model_rtol=0.1)
+    assert [d.table for d in drifts] == ["eval/benchmark_composite/summary.csv"]
+    assert check.is_model_table("eval/highres_512_model/summary.csv")
+    assert not check.is_model_table("table2_3_benchmark.csv")

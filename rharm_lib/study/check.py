@@ -9,7 +9,8 @@ tolerance:
   baselines, the paper's reported numbers: every row whose ``method`` does not name our
   model) must agree to a relative :data:`DETERMINISTIC_RTOL` (1e-6). They involve no
   training: a drift there means the data or a metric changed.
-- **Trained-model rows** (a ``method`` that starts with ``ours``) must agree within the
+- **Trained-model rows** (a ``method`` that starts with ``ours``; every row of a table
+  computed from the trained network, :func:`is_model_table`) must agree within the
   profile's ``check_rtol`` (relative), derived from the measured seed-to-seed spread of that
   profile (see ``docs/study.md``): training is not bit-reproducible across machines
   (different SIMD kernels round differently), so a fresh run moves these rows by about one
@@ -30,12 +31,24 @@ import pandas as pd
 
 from .tables import to_markdown
 
-__all__ = ["DETERMINISTIC_RTOL", "Drift", "snapshot", "compare", "drift_table", "is_model_row"]
+__all__ = [
+    "DETERMINISTIC_RTOL",
+    "Drift",
+    "snapshot",
+    "compare",
+    "drift_table",
+    "is_model_row",
+    "is_model_table",
+]
 
 #: relative tolerance of every row that involves no training
 DETERMINISTIC_RTOL = 1e-6
 #: absolute floor under which two numbers count as equal (e.g. 0 vs 1e-17)
 ATOL = 1e-9
+#: tables whose every row depends on a trained network or an optimisation (checked with the
+#: profile's tolerance): Fig. 10's feature statistics of the trained model and the L_HCL
+#: diagnosis (Adam on pixels and an MLP)
+MODEL_TABLES = frozenset({"fig10_feature_stats", "hcl_loss_diagnosis"})
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,19 @@ def snapshot(results_dir: str | Path) -> dict[str, tuple[str, float]]:
 
 
 def is_model_row(row: pd.Series) -> bool:
-    """A row of a trained model of ours (``method`` starting with ``ours``)."""
-    method = str(row.get("method", ""))
-    return method.lower().startswith("ours") and "paper" not in method.lower()
+    """A row of a trained model of ours: a text cell (``method``, or ``a`` of a paired
+    comparison) starting with ``ours`` (the paper's reported ``ours (paper)`` excluded)."""
+    for v in row.values:
+        if isinstance(v, str) and v.lower().startswith("ours") and "paper" not in v.lower():
+            return True
+    return False
+
+
+def is_model_table(rel: str) -> bool:
+    """A table computed from a trained network throughout: :data:`MODEL_TABLES`, and the
+    evaluation folders of a model (``eval/benchmark_model_seed0``, ``eval/highres_512_model``)."""
+    p = Path(rel)
+    return p.stem in MODEL_TABLES or "model" in p.parent.name
 
 
 def _keyed(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -111,6 +134,7 @@ def compare(
             continue
         if only_rewritten and path.stat().st_mtime == mtime:
             continue
+        model_table = is_model_table(rel)
         old, text_cols = _keyed(pd.read_csv(io.StringIO(text)))
         new, _ = _keyed(pd.read_csv(path))
         for key in old.index.difference(new.index):
@@ -119,7 +143,8 @@ def compare(
             drifts.append(Drift(rel, key, "*", "missing", "row", math.inf, 0.0))
         for key in old.index.intersection(new.index):
             a, b = old.loc[key], new.loc[key]
-            tol = model_rtol if is_model_row(a) else DETERMINISTIC_RTOL
+            model = model_table or is_model_row(a)
+            tol = model_rtol if model else DETERMINISTIC_RTOL
             for col in old.columns:
                 if col in text_cols or col not in new.columns:
                     continue
