@@ -266,10 +266,14 @@ def _run_all(page, timeout_s=600.0):
     # generous: notebook 01 takes ~35 s on an idle 2-core machine, 4 min on a shared one
     _wait_idle(page)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    # done when the kernel is idle and every code cell ran, or a cell failed (run-all
+    # stops there, so waiting for the rest would only time out)
     page.wait_for_function(
-        f"() => ({_CELLS_JS})().every(c => c.count !== null && c.count > 0)"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-        " === 'idle'",
+        f"() => {{ const cs = ({_CELLS_JS})();"
+        " const done = cs.every(c => c.count !== null && c.count > 0)"
+        " || cs.some(c => c.errors.length > 0);"
+        " return done && window.jupyterapp.shell.currentWidget.sessionContext.session"
+        ".kernel.status === 'idle'; }",
         timeout=timeout_s * 1000,
         polling=1000,
     )
