@@ -38,8 +38,6 @@
 profile = "ci"  # a key of rharm_lib.study.profiles.PROFILES
 seed = 0
 device = "auto"  # "cuda" when available, else "cpu"
-figures_dir = "figures/ci"
-results_dir = "results/ci"
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,7 +59,7 @@ from rharm_lib.study.voting import (
     study_methods,
 )
 
-ctx = start_session(profile, seed, device, figures_dir, results_dir, notebook="07_user_study")
+ctx = start_session(profile, seed, device, notebook="07_user_study")
 S = userstudy.get_sizes(profile)
 R = userstudy.REPORTED
 print(R.citation)

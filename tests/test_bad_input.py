@@ -281,7 +281,7 @@ def test_bad_checkpoints_are_refused_in_one_line(cli, world, tmp_path):
 def test_nan_in_buffers_stops_training_and_keeps_a_finite_checkpoint(cli, tmp_path):
     # lr 3e2 overflows BatchNorm's running_var a few steps before any loss is non-finite
     r = cli("train", "--config", "ci", "--data", "builtin", "--out", "x", "--steps", "14",
-            "--lr", "3e2", "--log-every", "1", "--ckpt-every", "2", "--threads", "1",
+            "--lr", "3e2", "--lr-schedule", "constant", "--log-every", "1", "--ckpt-every", "2", "--threads", "1",
             "--no-progress", "--eval-data", "none", cwd=tmp_path)  # fmt: skip
     line = r.one_error_line(rc=3)
     assert "non-finite" in line and "last good checkpoint is kept" in line

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from ..losses.readings import NEGATIVES_READING, READINGS
+from ..losses.readings import READINGS
 from ..train import TrainingDivergedError, get_config, train
 from . import args as a
 
@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tensorboard", action="store_true", default=None, help="TensorBoard events (if installed)"
     )
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule")
     p.add_argument(
         "--w-hcl",
         type=a.nonneg_float,
@@ -76,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--hcl-negatives",
         choices=("pred", "composite"),
-        help="shorthand: --hcl-reading pred_negatives (pred) or composite_negatives (composite)",
+        help="legacy switch, used without --hcl-reading: the pred_negatives (pred) or "
+        "composite_negatives (composite) reading",
     )
     p.add_argument(
         "--threads", type=a.positive_int, help="torch CPU threads (default: torch's choice)"
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             "seed",
             "batch_size",
             "lr",
+            "lr_schedule",
             "precision",
             "compile",
             "deterministic",
@@ -109,10 +112,7 @@ def run(args: argparse.Namespace) -> int:
     }
     over["ckpt_every"], over["log_every"] = args.ckpt_every, args.log_every
     cfg = get_config(args.config, **over)
-    reading = args.hcl_reading
-    if args.hcl_negatives is not None:
-        reading = NEGATIVES_READING[args.hcl_negatives]
-    loss_over = {"w_hcl": args.w_hcl, "reading": reading}
+    loss_over = {"w_hcl": args.w_hcl, "reading": args.hcl_reading, "negatives": args.hcl_negatives}
     loss_over = {k: v for k, v in loss_over.items() if v is not None}
     if loss_over:  # the ablation switches of rharm_lib.losses.LossConfig
         cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, **loss_over))
