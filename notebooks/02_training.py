@@ -59,7 +59,7 @@ for s in P.seeds:
     runs[s] = sources.train_study_run(P, s, ctx.device, progress=True)
 result, run_dir = runs[P.seeds[0]], sources.study_run_dir(P, P.seeds[0])
 pd.DataFrame(
-    [{"seed": s, "steps": r.steps, "wall_min": round(r.wall_s / 60, 1), "reused": r.reused} for s, r in runs.items()]
+    [{"seed": s, "steps": r.steps, "training_min": round(sources.training_minutes(P, s), 1), "reused": r.reused} for s, r in runs.items()]
 )
 
 # %% [markdown]

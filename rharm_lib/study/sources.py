@@ -56,6 +56,7 @@ __all__ = [
     "study_run_dir",
     "study_checkpoint",
     "train_study_run",
+    "training_minutes",
     "train_source",
     "resize_long_side",
     "highres_photos",
@@ -146,6 +147,15 @@ def study_checkpoint(profile, seed: int | None = None) -> Path:
             f"rharm study --profile {profile.name} --only 02"
         )
     return ckpt
+
+
+def training_minutes(profile, seed: int) -> float:
+    """Wall time of the training loop of a finished study run (its ``summary.json``), in
+    minutes: what the run took when it was trained, also when it is now reused."""
+    path = study_run_dir(profile, seed) / "summary.json"
+    if not path.is_file():
+        raise RharmInputError(f"no finished training run at {path.parent}")
+    return float(json.loads(path.read_text())["result"]["wall_s"]) / 60
 
 
 def train_study_run(profile, seed: int, device: str = "auto", progress: bool | None = None):

@@ -531,7 +531,11 @@ def _finished(run_dir: Path, cfg: TrainConfig, spec: SourceSpec) -> TrainSummary
             f"{run_dir} holds a finished run of another config or data "
             f"(differs in {diff or ['data']}); choose another --out"
         )
-    return TrainSummary(**{**s["result"], "steps_this_call": 0, "wall_s": 0.0, "reused": True})
+    # the folder may have moved since (e.g. renamed to a new config hash): paths from here
+    where = {"run_dir": str(run_dir), "checkpoint": str(run_dir / "checkpoints" / "last.pt")}
+    return TrainSummary(
+        **{**s["result"], **where, "steps_this_call": 0, "wall_s": 0.0, "reused": True}
+    )
 
 
 def train(
