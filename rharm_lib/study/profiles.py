@@ -149,6 +149,10 @@ PROFILES: dict[str, StudyProfile] = {
         inspector_k=16,
         estimated_minutes=10.0,
         measured=True,
+        # measured with tools/seed_spread.py --profile ci --seeds 0,1,2: the largest relative
+        # deviation of a seed from the seed mean is 0.126 (MSE), so two independent runs
+        # differ by up to ~0.25; 0.3 leaves a margin
+        check_rtol=0.3,
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
     ),
