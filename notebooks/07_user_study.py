@@ -308,13 +308,14 @@ plt.show()
 #
 # In a study run there are no collected votes, so we simulate participants who choose
 # with known Plackett–Luce strengths (assumed: log-strength 0, 0.25, 0.5, … in the
-# methods' order) on the real composites, in both modes, and fit the strengths with
+# methods' order) on `vote_images` numbered image groups (the simulation needs no pixels,
+# so the table does not depend on which composites are on disk), in both modes, and fit the strengths with
 # `statsmodels` (Poisson GLM form of the conditional logit; 95 % Wald intervals, the
 # weakest method fixed at 0). The fit must recover the ranking and cover the truth.
 
 # %%
 truth = {m: 0.25 * i for i, m in enumerate(methods)}
-images = names[: S.vote_images]
+images = [f"group_{i:03d}" for i in range(S.vote_images)]
 results = []
 for mode in ("multi", "pairwise"):
     votes = userstudy.simulate_votes(truth, images, S.vote_participants, mode=mode, seed=seed)

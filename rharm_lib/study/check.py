@@ -100,7 +100,10 @@ def is_model_table(rel: str) -> bool:
 
 def _keyed(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    key = df[text].astype(str).agg(" / ".join, axis=1) if text else df.index.astype(str)
+    if text:  # missing text cells (NaN, also under pandas' string dtype) become ""
+        key = df[text].apply(lambda r: " / ".join("" if pd.isna(v) else str(v) for v in r), axis=1)
+    else:
+        key = pd.Series(df.index.astype(str), index=df.index)
     df = df.assign(_key=list(key))
     # repeated keys (e.g. a table without text columns) are told apart by their order
     df["_key"] = df["_key"] + df.groupby("_key").cumcount().map(lambda i: f" #{i}" if i else "")
