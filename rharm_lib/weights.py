@@ -8,7 +8,7 @@ the commit, and its metrics on the lalonde test benchmark (the All row of
 ``results/cpu/table2_3_benchmark.csv``).
 
 **What they are for.** A small model (1.68 M parameters, the paper's architecture at a
-quarter of its width) trained for 2,000 steps on 2 CPU cores on 1,599 lalonde photos with
+quarter of its width) trained for 2,000 steps on 2 CPU cores on the 1,612 lalonde training photos with
 *synthetic* appearance shifts (docs/benchmark.md) -- not on iHarmony4. They show the method
 working end to end and harmonize simple colour/exposure mismatches; they are not the
 paper's model and do not reach its iHarmony4 numbers.
@@ -35,8 +35,8 @@ SHIPPED_NAME = "rharm_cpu_seed0.pt"
 
 #: what the shipped model was trained on (stored in the file)
 TRAINING_DATA = (
-    "1,599 lalonde photographs (the train split of ../shared/data/lalonde: LabelMe / "
-    "Oliva-Torralba photos of Lalonde & Efros 2007) at 128x128, with composites synthesised "
+    "the 1,612 lalonde photographs of rharm's train split (LabelMe / Oliva-Torralba photos "
+    "of Lalonde & Efros 2007; the 387 test photos never seen) at 128x128, with composites synthesised "
     "on the fly by rharm's benchmark sampler (four families of appearance shifts calibrated "
     "to iHarmony4's per-image statistics); not iHarmony4"
 )

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         help="checkpoint of rharm train (default: the weights shipped with rharm, the cpu "
-        "model trained on synthetic shifts of 1,599 photos; see rharm_lib/weights.py)",
+        "model trained on synthetic shifts of 1,612 photos; see rharm_lib/weights.py)",
     )
     p.add_argument("--config", help="fail unless the checkpoint's model is this named config")
     p.add_argument("--device", type=a.device, default="auto")

@@ -157,7 +157,7 @@ PROFILES: dict[str, StudyProfile] = {
         "not the paper's numbers",
     ),
     # The CPU-scale study of the method (docs/training.md, "The cpu config"): the paper's
-    # network at the cpu width trained on the 1,599 lalonde training photos, 3 seeds, each
+    # network at the cpu width trained on the 1,612 lalonde training photos, 3 seeds, each
     # a finished run reused by notebook 02 (train ahead: rharm study --profile cpu
     # --train-seed S). Evaluated on the full lalonde test benchmark at 256^2.
     "cpu": StudyProfile(
