@@ -49,6 +49,7 @@ __all__ = [
     "clean_stale_temps",
     "pid_alive",
     "RunLock",
+    "RunLockedError",
 ]
 
 #: the manifest a folder written by rharm carries (JSON: ``command``, ``files``)
@@ -297,6 +298,11 @@ def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return gone
 
 
+class RunLockedError(RharmInputError):
+    """Another process holds the run folder's lock (a :class:`RharmInputError`, so the CLI
+    exits 2 naming the holder; batch drivers such as ``rharm ablate`` skip the run)."""
+
+
 class RunLock:
     """An exclusive lock on a run folder, held for the run's life (``with RunLock(dir):``).
 
@@ -306,7 +312,7 @@ class RunLock:
     (a refused run leaves nothing behind).
 
     Raises:
-        RharmInputError: another process holds the lock (the message gives its PID).
+        RunLockedError: another process holds the lock (the message gives its PID).
     """
 
     def __init__(self, folder: str | os.PathLike, what: str = "--out") -> None:
@@ -331,7 +337,7 @@ class RunLock:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            raise RharmInputError(
+            raise RunLockedError(
                 f"{self.what} {self.folder} is in use by another rharm process (PID {holder}); "
                 "wait for it to end or choose another folder"
             ) from None

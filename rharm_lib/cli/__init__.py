@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "bench": "rharm_lib.cli.bench",
     "study": "rharm_lib.cli.study",
     "diagnose": "rharm_lib.cli.diagnose",
+    "ablate": "rharm_lib.cli.ablate",
 }
 
 

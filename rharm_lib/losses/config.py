@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RharmInputError
-from .readings import NEGATIVES_READING, READINGS, Reading
+from .readings import DEFAULT_READING, NEGATIVES_READING, READINGS, Reading
 
 __all__ = [
     "LossConfig",
@@ -16,8 +16,6 @@ __all__ = [
     "SAMPLINGS",
 ]
 
-#: the reading used when neither ``reading`` nor ``negatives`` is set (see ``reading``)
-DEFAULT_READING = "style"
 
 #: the legacy negatives switch (``pred`` = reading ``pred_negatives``, ``composite`` =
 #: ``composite_negatives``); ``LossConfig.reading`` overrides it
@@ -63,7 +61,7 @@ class LossConfig:
 
     The loss before issue #16 is
     ``LossConfig(patch_source="image", region_mask=False, sampling="replacement")``
-    (:data:`LEGACY_LOSS`); its reading ``pred_negatives`` is still the default.
+    (:data:`LEGACY_LOSS`, with the reading ``pred_negatives`` that was the default then).
     """
 
     w_l1: float = 0.4

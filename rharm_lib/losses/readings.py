@@ -115,8 +115,9 @@ READINGS: dict[str, Reading] = {
     ),
 }
 
-#: the default reading (today's; the lead chooses the default with training evidence)
-DEFAULT_READING = "pred_negatives"
+#: the reading used when ``LossConfig`` names none (the decision and its evidence:
+#: :class:`rharm_lib.losses.config.LossConfig`, ``reading``)
+DEFAULT_READING = "style"
 
 #: the legacy switch ``LossConfig.negatives`` -> the reading it selects
 NEGATIVES_READING: dict[str, str] = {"pred": "pred_negatives", "composite": "composite_negatives"}

@@ -22,6 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import RharmInputError
+from .ablations import AblationScale
 
 __all__ = ["StudyProfile", "PROFILES", "get_profile"]
 
@@ -69,6 +70,8 @@ class StudyProfile:
         note: one line shown in every table's provenance.
         seeds: training seeds of notebook 02 (one finished run each, reused when present);
             the Table II/III analogue reports the model's mean ± sd over them.
+        ablation: the scale of notebook 03's ablation runs
+            (:class:`~rharm_lib.study.ablations.AblationScale`; ``rharm ablate``).
         ship_weights: notebook 02 writes the first seed's model as the package's shipped
             weights (:func:`rharm_lib.weights.export_weights`); only the ``cpu`` profile.
         diagnose: ``(images, size, steps)`` of the L_HCL diagnosis in notebook 01
@@ -108,6 +111,7 @@ class StudyProfile:
     check_rtol: float = 0.25
     diagnose: tuple[int, int, int] = (4, 64, 15)
     ship_weights: bool = False
+    ablation: AblationScale | None = None
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
@@ -153,6 +157,12 @@ PROFILES: dict[str, StudyProfile] = {
         # deviation of a seed from the seed mean is 0.126 (MSE), so two independent runs
         # differ by up to ~0.25; 0.3 leaves a margin
         check_rtol=0.3,
+        # notebook 03's smoke: 15 distinct runs of 30 steps (the code path of every
+        # ablation, labelled as such; says nothing about the method)
+        ablation=AblationScale(
+            train_config="ci", steps=30, photo_size=72, crop_size=64, eval_every=15,
+            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True,
+        ),
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
     ),
@@ -191,6 +201,14 @@ PROFILES: dict[str, StudyProfile] = {
         check_rtol=0.25,
         diagnose=(8, 96, 50),
         ship_weights=True,
+        # the ablation scale (docs/study.md, "Ablations"): the cpu network on 112² photos
+        # cropped to 96², 400 steps of the cpu recipe (cosine lr 5e-4), uncompiled (compiling
+        # costs more than it saves on a 400-step run), 200 benchmark composites spread over
+        # the four families; 3 seeds (Table VI, fusion, readings), 2 for Table VII
+        ablation=AblationScale(
+            train_config="cpu", steps=400, photo_size=112, crop_size=96, eval_every=100,
+            eval_images=200, seeds=(0, 1, 2), k_seeds=(0, 1),
+        ),
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
     # the session that wrote it). Training: 1,500 steps x 64 images = 96k composites of the
@@ -226,6 +244,13 @@ PROFILES: dict[str, StudyProfile] = {
         measured=False,
         note="gpu profile: paper config on the lalonde benchmark; the 9-minute budget "
         "is an estimate, not a measured run",
+        # the paper's network and crops; 3,000 steps x 8 images per run (an ESTIMATE of
+        # ~2-4 min per run on one H100/H200, never run). Not part of `rharm study`'s
+        # 9 minutes: train ahead with `rharm ablate FAMILY --profile gpu`.
+        ablation=AblationScale(
+            train_config="paper", steps=3000, photo_size=256, crop_size=256, eval_every=500,
+            eval_images=400, seeds=(0, 1, 2), k_seeds=(0, 1),
+        ),
     ),
 }
 

@@ -54,6 +54,7 @@ __all__ = [
     "benchmark_version",
     "study_train_config",
     "study_run_dir",
+    "config_run_dir",
     "study_checkpoint",
     "train_study_run",
     "training_minutes",
@@ -128,13 +129,20 @@ def study_run_dir(profile, seed: int | None = None) -> Path:
     folder name), so a changed profile trains anew in a new folder while an unchanged one
     reuses its finished run.
     """
+    return config_run_dir(study_train_config(profile, seed), profile.train_source, f"study-{profile.name}")
+
+
+def config_run_dir(cfg, train_source_kind: str, prefix: str) -> Path:
+    """``<repo>/runs/<prefix>-<hash>``: ``<hash>`` (12 hex digits of SHA-256) of the
+    :class:`~rharm_lib.train.TrainConfig` (seed included) and the *kind* of data source
+    (``builtin``/``lalonde``, not its path), so that a changed config trains anew in a new
+    folder, an unchanged one reuses its finished run, and a clone elsewhere finds the same
+    name. Two ablation families that ask for the same config share one run."""
     key = json.dumps(
-        {"config": config_to_dict(study_train_config(profile, seed)), "data": profile.train_source},
-        sort_keys=True,
-        default=str,
+        {"config": config_to_dict(cfg), "data": train_source_kind}, sort_keys=True, default=str
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return REPO_ROOT / "runs" / f"study-{profile.name}-{digest}"
+    return REPO_ROOT / "runs" / f"{prefix}-{digest}"
 
 
 def study_checkpoint(profile, seed: int | None = None) -> Path:

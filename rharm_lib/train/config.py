@@ -77,7 +77,8 @@ class TrainConfig:
             only here).
         eval_every: steps between evaluations on the fixed test benchmark (0 = only at the end).
         ckpt_every: steps between checkpoints (the last step is always saved).
-        eval_max_images: evaluate on at most this many benchmark images (0 = all).
+        eval_max_images: evaluate on at most this many benchmark images, spread evenly over
+            its list (every family; 0 = all).
         eval_size: ``eval_size`` passed to :func:`rharm_lib.evaluate.evaluate`.
         tensorboard: also write TensorBoard events when ``tensorboard`` is installed.
     """

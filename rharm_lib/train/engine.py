@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -353,7 +354,7 @@ def _run_eval(
     :mod:`rharm_lib.metrics`) as ``{"n", "mse", "psnr", "psnr_peak", "fmse", "ssim", "fssim"}``.
     """
     if cfg.eval_max_images:
-        dataset = _Head(dataset, cfg.eval_max_images)
+        dataset = _Spread(dataset, cfg.eval_max_images)
     was_training = net.training
     label = "model" if method is None else method
     fn = Harmonizer(net, device=device, precision="fp32") if method is None else None
@@ -372,19 +373,27 @@ def _run_eval(
     return {k: (int(row[k]) if k == "n" else float(row[k])) for k in EVAL_FIELDS[2:]}
 
 
-class _Head:
-    """The first ``n`` samples of a dataset (the evaluation budget)."""
+class _Spread:
+    """``n`` samples spread evenly over a dataset (the evaluation budget).
+
+    Decision: benchmarks list their composites family by family, so the first ``n`` would
+    be one family (runs before this change evaluated ``eval_max_images`` that way: the
+    ``cpu`` runs' curves at 150 images are all ``Transfer``). Indices
+    ``round(linspace(0, len-1, n))``, the rule of
+    :func:`rharm_lib.study.sources.benchmark_dataset`'s ``limit``.
+    """
 
     def __init__(self, ds: Any, n: int) -> None:
-        self.ds, self.n = ds, min(n, len(ds))
+        self.ds = ds
+        self.idx = [int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds))).round()]
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.idx)
 
     def __getitem__(self, i: int) -> Any:
-        if i >= self.n:
+        if i >= len(self.idx):
             raise IndexError(i)
-        return self.ds[i]
+        return self.ds[self.idx[i]]
 
     def __iter__(self):
         return (self.ds[i] for i in range(self.n))
