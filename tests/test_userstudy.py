@@ -225,3 +225,11 @@ def test_vote_summary_win_rates():
         us.fit_strengths(v.iloc[:2])
     with pytest.raises(RharmInputError, match="columns"):
         us.vote_summary(v.drop(columns="shown"))
+
+
+def test_every_study_profile_has_user_study_sizes():
+    from rharm_lib.study.profiles import PROFILES
+    from rharm_lib.study.userstudy import USER_STUDY_SIZES, get_sizes
+
+    assert set(USER_STUDY_SIZES) == set(PROFILES)  # notebook 07 runs in every profile
+    assert get_sizes("cpu").vote_participants == 28

@@ -88,9 +88,13 @@ class AblationScale:
             benchmark's families (the same ones for every run: the paired tests' images).
         seeds: seeds of Table VI, the fusion variants and the readings.
         k_seeds: seeds of Table VII.
+        lr: AdamW learning rate (``None``: the base config's); the schedule is the config's.
         compile: ``torch.compile`` the training forward (pays off only for long runs).
         smoke: ``True`` when the runs are too short to say anything about the method
             (the ``ci`` profile's code-path check); every table says so.
+        train_in_notebook: notebook 03 trains the missing runs itself (the ``ci`` smoke);
+            otherwise it reports the runs that exist and the suite is trained ahead with
+            ``rharm ablate`` (hours on a CPU).
     """
 
     train_config: str
@@ -101,8 +105,10 @@ class AblationScale:
     eval_images: int
     seeds: tuple[int, ...]
     k_seeds: tuple[int, ...]
+    lr: float | None = None
     compile: bool = False
     smoke: bool = False
+    train_in_notebook: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,7 @@ def variant_config(profile, variant: Variant, seed: int) -> TrainConfig:
         eval_size=profile.eval_size,
         ckpt_every=max(1, sc.steps // 4),
         compile=sc.compile,
+        lr=sc.lr,
         seed=seed,
     )
 

@@ -48,7 +48,17 @@ ATOL = 1e-9
 #: tables whose every row depends on a trained network or an optimisation (checked with the
 #: profile's tolerance): Fig. 10's feature statistics of the trained model and the L_HCL
 #: diagnosis (Adam on pixels and an MLP)
-MODEL_TABLES = frozenset({"fig10_feature_stats", "hcl_loss_diagnosis"})
+MODEL_TABLES = frozenset(
+    {
+        "fig10_feature_stats",
+        "hcl_loss_diagnosis",
+        "table6_ablation",
+        "table6_paired_tests",
+        "fig8_9_fusion",
+        "table7_patches",
+        "ablation_verdicts",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -157,11 +157,11 @@ PROFILES: dict[str, StudyProfile] = {
         # deviation of a seed from the seed mean is 0.126 (MSE), so two independent runs
         # differ by up to ~0.25; 0.3 leaves a margin
         check_rtol=0.3,
-        # notebook 03's smoke: 15 distinct runs of 30 steps (the code path of every
+        # notebook 03's smoke: 15 distinct runs of 20 steps (the code path of every
         # ablation, labelled as such; says nothing about the method)
         ablation=AblationScale(
-            train_config="ci", steps=30, photo_size=72, crop_size=64, eval_every=15,
-            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True,
+            train_config="ci", steps=20, photo_size=72, crop_size=64, eval_every=10,
+            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True, train_in_notebook=True,
         ),
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",

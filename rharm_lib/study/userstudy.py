@@ -167,6 +167,16 @@ USER_STUDY_SIZES: dict[str, UserStudySizes] = {
         vote_images=60,
         layout_groups=2,
     ),
+    # cpu and gpu: the full simulation (NumPy on the CPU in both)
+    "cpu": UserStudySizes(
+        heterogeneity_reps=2000,
+        truth_draws=1_000_000,
+        power_reps=500,
+        power_participants=(4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 128),
+        vote_participants=28,
+        vote_images=99,
+        layout_groups=2,
+    ),
     "gpu": UserStudySizes(
         heterogeneity_reps=2000,
         truth_draws=1_000_000,
