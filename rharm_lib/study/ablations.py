@@ -392,7 +392,7 @@ def family_tests(
         return pd.DataFrame()
     out = pd.concat(rows, ignore_index=True)
     out["p_holm"] = np.nan
-    for m, g in out.groupby("metric"):
+    for _metric, g in out.groupby("metric"):
         p = g["wilcoxon_p"].to_numpy(float)
         ok = np.isfinite(p)
         if ok.any():
