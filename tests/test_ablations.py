@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import types
@@ -56,11 +57,21 @@ def test_shared_runs_and_every_reading():
     run = lambda f, k: A.ablation_run_dir(CPU, fam[f][k], 0)  # noqa: E731
     assert run("fusion", "none") == run("table6", "row2")
     assert run("fusion", "sf") == run("table6", "row3") == run("readings", "no_hcl")
-    assert run("readings", LossConfig().reading_name) == run("table6", "row4") == run("patches", "k256")
+    assert (
+        run("readings", LossConfig().reading_name)
+        == run("table6", "row4")
+        == run("patches", "k256")
+    )
     assert run("readings", "pred_negatives") != run("table6", "row4")
     readings = {A.variant_config(CPU, v, 0).loss.reading_name for v in A.FAMILIES["readings"][1:]}
     assert readings == set(READINGS)
-    assert [A.variant_config(CPU, v, 0).loss.k for v in A.FAMILIES["patches"]] == [64, 128, 256, 512, 1024]
+    assert [A.variant_config(CPU, v, 0).loss.k for v in A.FAMILIES["patches"]] == [
+        64,
+        128,
+        256,
+        512,
+        1024,
+    ]
     fusions = [A.variant_config(CPU, v, 0).model.fusion for v in A.FAMILIES["fusion"]]
     assert fusions == ["none", "adain", "rain", "sf", "sf_literal"]
     assert all(A.variant_config(CPU, v, 0).loss.w_hcl == 0 for v in A.FAMILIES["fusion"])
@@ -129,12 +140,19 @@ def test_family_table_against_pandas(fake_suite):
         assert allrow.loc[key, "fmse_ci_hi"] == pytest.approx(np.mean(per_seed) + half)
         assert allrow.loc[key, "seeds"] == 2
     # the composite row comes from the run's composite folder (fMSE doubled in the fake)
-    assert allrow.loc["composite", "fmse"] == pytest.approx(2 * fake_suite["row1", 0]["fmse"].mean())
+    assert allrow.loc["composite", "fmse"] == pytest.approx(
+        2 * fake_suite["row1", 0]["fmse"].mean()
+    )
     relight = table[(table["subset"] == "Relight") & (table["variant"] == "row2")]
-    want = np.mean([fake_suite["row2", s].query("subset == 'Relight'")["mse"].mean() for s in (0, 1)])
+    want = np.mean(
+        [fake_suite["row2", s].query("subset == 'Relight'")["mse"].mean() for s in (0, 1)]
+    )
     assert relight["mse"].iloc[0] == pytest.approx(want)
     # a missing seed is reported as fewer seeds, not as an error
-    assert A.family_table(CI, "table6", seeds=(0, 1, 2)).query("subset == 'All'")["seeds"].tolist()[1:] == [2] * 4
+    assert (
+        A.family_table(CI, "table6", seeds=(0, 1, 2)).query("subset == 'All'")["seeds"].tolist()[1:]
+        == [2] * 4
+    )
 
 
 def test_family_tests_holm_and_verdicts(fake_suite):
@@ -190,12 +208,45 @@ def test_run_family_skips_a_run_held_by_another_process(tmp_path, monkeypatch):
 
 def test_cli(tmp_path):
     run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "rharm_lib.cli", "ablate", *a], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "rharm_lib.cli", "ablate", *a],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     bad = run("table8")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     bad = run("table6", "--seeds", "a,b")
-    assert bad.returncode == 2 and "--seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert (
+        bad.returncode == 2
+        and "--seeds" in bad.stderr
+        and len(bad.stderr.strip().splitlines()) == 1
+    )
     ok = run("patches", "--profile", "cpu", "--seeds", "0,1", "--list")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("K = ") == 10 and "ablate-cpu-" in ok.stdout
+
+
+def test_cli_scale_overrides_make_separate_runs():
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [
+            sys.executable,
+            "-m",
+            "rharm_lib.cli",
+            "ablate",
+            "table6",
+            "--profile",
+            "cpu",
+            "--seeds",
+            "0",
+            *a,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    base, short = run("--list"), run("--list", "--steps", "400")
+    assert base.returncode == 0 and short.returncode == 0, short.stderr
+    names = lambda out: set(re.findall(r"ablate-cpu-[0-9a-f]{12}", out))  # noqa: E731
+    assert len(names(base.stdout)) == 4 and not names(base.stdout) & names(short.stdout)
+    bad = run("--steps", "0")
+    assert bad.returncode == 2 and "--steps" in bad.stderr

@@ -12,6 +12,7 @@ user error (unknown family, profile or seed list).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import torch
@@ -27,7 +28,9 @@ def _seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--seeds wants comma-separated integers, got {text!r}"
+        ) from None
     if not seeds:
         raise argparse.ArgumentTypeError("--seeds is empty")
     return seeds
@@ -46,9 +49,19 @@ def register(subparsers) -> None:
     p.add_argument("family", choices=[*ablations.FAMILIES, "all"])
     p.add_argument("--profile", default="ci", choices=sorted(PROFILES), help="default: ci")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: the profile's)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="override the scale's steps (separate runs; notebook 03 reads the profile's scale)",
+    )
+    p.add_argument(
+        "--lr", type=float, help="override the scale's learning rate (separate runs, as --steps)"
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--device", default=None, help="default: the profile's device")
-    p.add_argument("--list", action="store_true", help="print the runs and their state; train nothing")
+    p.add_argument(
+        "--list", action="store_true", help="print the runs and their state; train nothing"
+    )
     p.set_defaults(func=run)
 
 
@@ -56,6 +69,17 @@ def run(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if profile.ablation is None:
         raise RharmInputError(f"profile {profile.name!r} has no ablation scale")
+    if args.steps is not None or args.lr is not None:
+        if args.steps is not None and args.steps < 1:
+            raise RharmInputError(f"--steps must be >= 1, got {args.steps}")
+        if args.lr is not None and not args.lr > 0:
+            raise RharmInputError(f"--lr must be > 0, got {args.lr}")
+        scale = dataclasses.replace(
+            profile.ablation,
+            steps=args.steps or profile.ablation.steps,
+            lr=args.lr if args.lr is not None else profile.ablation.lr,
+        )
+        profile = dataclasses.replace(profile, ablation=scale)
     families = list(ablations.FAMILIES) if args.family == "all" else [args.family]
     if args.list:
         for fam in families:

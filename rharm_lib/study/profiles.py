@@ -160,8 +160,16 @@ PROFILES: dict[str, StudyProfile] = {
         # notebook 03's smoke: 15 distinct runs of 20 steps (the code path of every
         # ablation, labelled as such; says nothing about the method)
         ablation=AblationScale(
-            train_config="ci", steps=20, photo_size=72, crop_size=64, eval_every=10,
-            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True, train_in_notebook=True,
+            train_config="ci",
+            steps=20,
+            photo_size=72,
+            crop_size=64,
+            eval_every=10,
+            eval_images=0,
+            seeds=(0,),
+            k_seeds=(0,),
+            smoke=True,
+            train_in_notebook=True,
         ),
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
@@ -208,8 +216,14 @@ PROFILES: dict[str, StudyProfile] = {
         # measurement: at 400 steps the full network without L_HCL reached only 0.83x the
         # composite's fMSE (row 1: 0.96x); at 600 steps the full model reaches ~0.6-0.7x
         ablation=AblationScale(
-            train_config="cpu", steps=600, photo_size=112, crop_size=96, eval_every=100,
-            eval_images=200, seeds=(0, 1, 2), k_seeds=(0, 1),
+            train_config="cpu",
+            steps=600,
+            photo_size=112,
+            crop_size=96,
+            eval_every=100,
+            eval_images=200,
+            seeds=(0, 1, 2),
+            k_seeds=(0, 1),
         ),
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
@@ -250,8 +264,14 @@ PROFILES: dict[str, StudyProfile] = {
         # ~2-4 min per run on one H100/H200, never run). Not part of `rharm study`'s
         # 9 minutes: train ahead with `rharm ablate FAMILY --profile gpu`.
         ablation=AblationScale(
-            train_config="paper", steps=3000, photo_size=256, crop_size=256, eval_every=500,
-            eval_images=400, seeds=(0, 1, 2), k_seeds=(0, 1),
+            train_config="paper",
+            steps=3000,
+            photo_size=256,
+            crop_size=256,
+            eval_every=500,
+            eval_images=400,
+            seeds=(0, 1, 2),
+            k_seeds=(0, 1),
         ),
     ),
 }

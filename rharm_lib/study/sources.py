@@ -129,7 +129,9 @@ def study_run_dir(profile, seed: int | None = None) -> Path:
     folder name), so a changed profile trains anew in a new folder while an unchanged one
     reuses its finished run.
     """
-    return config_run_dir(study_train_config(profile, seed), profile.train_source, f"study-{profile.name}")
+    return config_run_dir(
+        study_train_config(profile, seed), profile.train_source, f"study-{profile.name}"
+    )
 
 
 def config_run_dir(cfg, train_source_kind: str, prefix: str) -> Path:
