@@ -113,7 +113,9 @@ if not table6.empty:
         ctx.provenance(scale=SCALE, smoke=S.smoke, runs=finished["run"].tolist(), suite_training_min=suite_minutes),
         title=f"{SMOKE}Table VI analogue ({P.benchmark} benchmark, {SCALE})",
         note="mean over seeds; `_sd` sample sd; `_ci_lo`/`_ci_hi` 95 % t interval over seeds (NaN with one seed); "
-        "reported_*: the paper's iHarmony4 Table VI, reported, not reproduced (fSSIM as a fraction).",
+        "reported_*: the paper's iHarmony4 Table VI, reported, not reproduced (fSSIM as a fraction). "
+        "Shown: the All row as mean ± sd [95 % t interval]; the CSV has every benchmark family.",
+        markdown=A.compact(table6),
     )
     display(table6[table6["subset"] == "All"][[c for c in SHOW + ["reported_mse", "reported_psnr"] if c in table6]])
 
@@ -136,8 +138,10 @@ if not tests.empty:
         title=f"{SMOKE}Paired per-image comparisons on the same {P.benchmark} composites",
         note="diff = mean over images of (a − b), each variant taken as its per-image mean over its seeds; "
         "ci: 95 % paired BCa bootstrap (scipy.stats.bootstrap); wilcoxon_p: two-sided signed-rank "
-        "(scipy.stats.wilcoxon); p_holm: Holm-adjusted within the family and metric (statsmodels).",
+        "(scipy.stats.wilcoxon); p_holm: Holm-adjusted within the family and metric (statsmodels); "
+        "a_better: share of composites where a is strictly better.",
         digits=4,
+        markdown=tests[["family", "a", "b", "metric", "n", "seeds_a", "seeds_b", "mean_a", "mean_b", "diff", "ci_lo", "ci_hi", "wilcoxon_p", "p_holm", "a_better"]],
     )
     display(tests[tests["metric"] == "fmse"][["family", "a", "b", "n", "seeds_a", "seeds_b", "diff", "ci_lo", "ci_hi", "wilcoxon_p", "p_holm"]])
 
@@ -173,7 +177,9 @@ if not curves.empty:
         "fig8_9_fusion",
         ctx.provenance(scale=SCALE, smoke=S.smoke),
         title=f"{SMOKE}Fusion layers at the end of training ({SCALE})",
-        note="mean over seeds; `_sd` sample sd; `_ci_lo`/`_ci_hi` 95 % t interval over seeds.",
+        note="mean over seeds; `_sd` sample sd; `_ci_lo`/`_ci_hi` 95 % t interval over seeds. "
+        "Shown: the All row as mean ± sd [95 % t interval]; the CSV has every benchmark family.",
+        markdown=A.compact(fusion),
     )
     display(fusion[fusion["subset"] == "All"][[c for c in SHOW if c in fusion]])
 
@@ -200,7 +206,9 @@ if not t7.empty:
         ctx.provenance(scale=SCALE, smoke=S.smoke, paired_tests=k_tests.to_dict("records")),
         title=f"{SMOKE}Table VII analogue: K patches per region ({SCALE})",
         note="mean over seeds; `_sd` sample sd; `_ci_lo`/`_ci_hi` 95 % t interval over seeds; reported_*: the "
-        "paper's iHarmony4 Table VII, reported, not reproduced. Paired tests against K = 256 are in the provenance.",
+        "paper's iHarmony4 Table VII, reported, not reproduced. Paired tests against K = 256 are in the provenance. "
+        "Shown: the All row as mean ± sd [95 % t interval]; the CSV has every benchmark family.",
+        markdown=A.compact(t7),
     )
     display(t7[t7["subset"] == "All"][["k", "seeds", "n", "mse", "mse_sd", "psnr", "psnr_sd", "fmse", "fmse_sd", "ssim", "reported_mse", "reported_psnr"]])
     if not k_tests.empty:

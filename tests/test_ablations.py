@@ -250,3 +250,18 @@ def test_cli_scale_overrides_make_separate_runs():
     assert len(names(base.stdout)) == 4 and not names(base.stdout) & names(short.stdout)
     bad = run("--steps", "0")
     assert bad.returncode == 2 and "--steps" in bad.stderr
+
+
+def test_compact_view(fake_suite):
+    table = A.family_table(CI, "table6", seeds=(0, 1))
+    view = A.compact(table)
+    assert list(view["variant"]) == ["composite", "row1", "row2", "row3", "row4"]
+    r = table[(table["subset"] == "All") & (table["variant"] == "row4")].iloc[0]
+    cell = view.set_index("variant").loc["row4", "fmse"]
+    assert (
+        cell
+        == f"{r['fmse']:.2f} ± {r['fmse_sd']:.2f} [{r['fmse_ci_lo']:.2f}, {r['fmse_ci_hi']:.2f}]"
+    )
+    assert (
+        "±" not in view.set_index("variant").loc["composite", "fmse"]
+    )  # no seeds: the value alone

@@ -69,6 +69,7 @@ __all__ = [
     "family_curves",
     "family_tests",
     "family_seeds",
+    "compact",
     "suite_status",
     "verdicts",
 ]
@@ -418,6 +419,25 @@ def family_tests(
             adj[ok] = multipletests(p[ok], method="holm")[1]
             out.loc[g.index, "p_holm"] = adj
     return out
+
+
+def compact(table: pd.DataFrame, metrics: Sequence[str] = stats.METRICS) -> pd.DataFrame:
+    """The ``All`` rows of a :func:`family_table` as text cells ``mean ± sd [lo, hi]`` (the
+    Markdown view; one seed: the mean alone), plus any ``reported_*`` columns."""
+    rows = table[table["subset"] == "All"]
+    out = rows[["variant", "method", "seeds", "n"]].copy()
+    for m in metrics:
+        d = 4 if m in ("ssim", "fssim") else 2
+
+        def cell(r, m=m, d=d) -> str:
+            if not np.isfinite(r.get(f"{m}_sd", np.nan)):
+                return f"{r[m]:.{d}f}"
+            return f"{r[m]:.{d}f} ± {r[f'{m}_sd']:.{d}f} [{r[f'{m}_ci_lo']:.{d}f}, {r[f'{m}_ci_hi']:.{d}f}]"
+
+        out[m] = [cell(r) for _, r in rows.iterrows()]
+    for c in [c for c in table.columns if c.startswith("reported_")]:
+        out[c] = rows[c].to_numpy()
+    return out.reset_index(drop=True)
 
 
 def verdicts(tests: pd.DataFrame, metric: str = "fmse", alpha: float = 0.05) -> pd.DataFrame:

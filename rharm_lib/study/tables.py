@@ -84,6 +84,7 @@ def write_table(
     title: str | None = None,
     note: str | None = None,
     digits: int | dict[str, int] = 2,
+    markdown: pd.DataFrame | None = None,
 ) -> TableFiles:
     """Write ``df`` as ``<out_dir>/<name>.csv``, ``.md`` and ``.provenance.json``.
 
@@ -95,6 +96,8 @@ def write_table(
         title: the Markdown heading.
         note: a paragraph under the heading (conventions, caveats).
         digits: decimals in the Markdown file (see :func:`to_markdown`).
+        markdown: a compact view shown in the Markdown file instead of ``df`` (the CSV
+            always holds ``df`` in full precision).
 
     Returns:
         the :class:`TableFiles` written.
@@ -108,7 +111,9 @@ def write_table(
     files = TableFiles(out / f"{name}.csv", out / f"{name}.md", out / f"{name}.provenance.json")
     _write_text_atomic(files.csv, df.to_csv(index=False))
     md = (
-        f"# {title or name}\n\n" + (f"{note.strip()}\n\n" if note else "") + to_markdown(df, digits)
+        f"# {title or name}\n\n"
+        + (f"{note.strip()}\n\n" if note else "")
+        + to_markdown(df if markdown is None else markdown, digits)
     )
     _write_text_atomic(files.markdown, md)
     rec = dict(record)
