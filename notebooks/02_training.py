@@ -48,7 +48,9 @@ print(P.note)
 # %% [markdown]
 # ## Train (or reuse finished runs of the same config), one run per seed
 # A finished run is reused; an unfinished one resumes. Runs can be trained ahead, e.g. in
-# the background: `rharm study --profile <profile> --train-seed <seed>`.
+# the background: `rharm study --profile <profile> --train-seed <seed>`. Progress: one
+# updating bar per run with its ETA. The kernel's *interrupt* button stops at the end of the
+# current step, checkpoints it and ends the cell with one line; re-running the cell resumes.
 
 # %%
 cfg = sources.study_train_config(P)

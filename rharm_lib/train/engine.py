@@ -22,6 +22,9 @@ One loop serves a 2-core CI machine, one GPU and several GPUs (DDP under ``torch
   a run refused before it wrote anything leaves no folder behind;
 - step numbers: step ``n`` is the ``n``-th optimiser step, as in ``train_log.csv`` (the row
   logged after it) and in the NaN message;
+- Ctrl-C (:mod:`.interrupt`): the step in progress finishes, is logged and checkpointed,
+  the lock is released and :class:`~.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt``
+  with a one-line message) says how to resume;
 - resume: ``resume=True`` continues from ``last.pt``; the data stream is a function of
   (seed, rank, step) and the optimiser, model, loss and RNG states are restored, so a
   deterministic CPU run that is killed and resumed ends with bit-identical weights.
@@ -63,6 +66,7 @@ from ..provenance import provenance, write_json_atomic
 from ..seed import seed_everything
 from . import ddp
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict
+from .interrupt import DeferredInterrupt, TrainingInterrupted
 from .runlog import EVAL_FIELDS, LOSS_KEYS, RunLogger
 from .sources import TensorSource, eval_dataset, load_train_source, step_seed
 
@@ -70,6 +74,7 @@ __all__ = [
     "train",
     "TrainSummary",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "Objective",
     "Trainee",
     "build_network",
@@ -572,7 +577,10 @@ def train(
             summary without training (for notebooks).
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"``...; under ``torchrun`` each
             process uses ``cuda:LOCAL_RANK``.
-        progress: a progress bar (``None``: only on a terminal).
+        progress: the progress display (:class:`~.runlog.RunLogger`): a tqdm bar on a
+            terminal, one updating widget in a Jupyter notebook, else (``True`` only) a
+            plain line with ``eta`` at about every 5 % of the run; ``None``: only on a
+            terminal or in a notebook; ``False``: none.
         stop_after: end this call after this many steps (a resumable pause; the run is not
             marked finished). For tests and time-sliced jobs.
         eval_data: the test benchmark evaluated during training (default: the one that
@@ -587,6 +595,10 @@ def train(
             another config, an ``out`` that is a file or not writable, a run folder in use
             by another process (the message gives its PID).
         TrainingDivergedError: a NaN/Inf loss; ``last.pt`` keeps the last finite state.
+        TrainingInterrupted: Ctrl-C (or Jupyter's interrupt button): the last completed step
+            is checkpointed (a step in progress finishes first; a second Ctrl-C stops at
+            once and keeps the previous checkpoint), the lock released; a
+            ``KeyboardInterrupt`` with a one-line message saying how to resume.
     """
     run_dir, spec = check_output_dir(out, in_place=True), resolve_data(data)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
@@ -614,67 +626,119 @@ def _train_locked(
     stop_after: int | None,
     eval_data: str | os.PathLike | None,
 ) -> TrainSummary:
-    """:func:`train`'s body, run while the run folder is locked."""
+    """:func:`train`'s body, run while the run folder is locked.
+
+    Ctrl-C (SIGINT) is :class:`~.interrupt.TrainingInterrupted`: during the loop it takes
+    effect at the next step boundary (:class:`~.interrupt.DeferredInterrupt`), where the last
+    completed step is logged and checkpointed; during the set-up nothing new is saved."""
     ckpt = check_resume(ckpt_path, cfg, spec, resume)
-    dev, info = setup_device(cfg, device)
-    evaluation = _evaluation_source(spec, eval_data, info)
-    t = build_objective(cfg, dev, info, ckpt, ckpt_path)
-    source = load_train_source(
-        spec, photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size // info.world,
-        crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
-        rule_masks=cfg.rule_masks, photo_jitter=cfg.photo_jitter,
-        rank=info.rank, world=info.world,
-    )  # fmt: skip
-    total = cfg.steps or cfg.epochs * source.steps_per_epoch
-    end = total if stop_after is None else min(total, t.start + stop_after)
-    log = RunLogger(
-        run_dir, t.start, total, main=info.is_main, progress=progress, tensorboard=cfg.tensorboard
-    )
-    evalset, baseline, prov = _evaluation_set(
-        run_dir, cfg, spec, evaluation, t, dev, ckpt, info, log
-    )
-    final = dict(ckpt.get("metrics") or {}) if ckpt is not None else {}
-    ddp.barrier(info)
-    meter, step, t0 = LossMeter(dev), t.start, time.perf_counter()
+    # the step of last.pt on disk (None: none yet); a Ctrl-C checkpoints `step` when newer
+    step = int(ckpt["step"]) if ckpt is not None else 0
+    saved = step if ckpt is not None else None
+    total, log, loop = cfg.steps, None, None
     try:
-        while step < end:
-            lr = _lr_at(cfg, step, total)
-            # the loss's own randomness (HCL patch locations): counter-based like the data
-            g = torch.Generator(device=dev).manual_seed(step_seed(cfg.seed, info.rank, step, 2))
-            losses = train_step(t, source.batch(step), lr, g)
-            step += 1  # steps done: the number the log row and the NaN message carry
-            meter.add(step, losses)
-            # the same decisions on every rank (the collectives below must match)
-            eval_step = bool(cfg.eval_every and step % cfg.eval_every == 0) or step == total
-            do_ckpt = step % cfg.ckpt_every == 0 or step == end
-            if step % cfg.log_every == 0 or eval_step or do_ckpt:
-                try:
-                    means = meter.means(info, ckpt_path, cfg.batch_size)  # raises on NaN/Inf
-                except TrainingDivergedError as exc:
-                    # the row that shows the non-finite loss, then stop (no checkpoint)
-                    log.losses({"step": step, "epoch": step // source.steps_per_epoch, "lr": lr,
-                                **(exc.means or {}), "elapsed_s": round(time.perf_counter() - t0, 3)})  # fmt: skip
-                    raise
-                log.losses(
-                    {"step": step, "epoch": step // source.steps_per_epoch, "lr": lr, **means,
-                     "img_per_s": round(means["img_per_s"], 3),
-                     "elapsed_s": round(time.perf_counter() - t0, 3)}
-                )  # fmt: skip
-                if eval_step and info.is_main and evalset is not None:
-                    final = _run_eval(
-                        t.net, evalset, run_dir / "eval" / f"step_{step:07d}", cfg, dev
+        dev, info = setup_device(cfg, device)
+        evaluation = _evaluation_source(spec, eval_data, info)
+        t = build_objective(cfg, dev, info, ckpt, ckpt_path)
+        source = load_train_source(
+            spec, photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size // info.world,
+            crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
+            rule_masks=cfg.rule_masks, photo_jitter=cfg.photo_jitter,
+            rank=info.rank, world=info.world,
+        )  # fmt: skip
+        total = cfg.steps or cfg.epochs * source.steps_per_epoch
+        end = total if stop_after is None else min(total, t.start + stop_after)
+        log = RunLogger(
+            run_dir, t.start, total, main=info.is_main, progress=progress,
+            tensorboard=cfg.tensorboard,
+        )  # fmt: skip
+        evalset, baseline, prov = _evaluation_set(
+            run_dir, cfg, spec, evaluation, t, dev, ckpt, info, log
+        )
+        final = dict(ckpt.get("metrics") or {}) if ckpt is not None else {}
+        ddp.barrier(info)
+        stepping = False  # True while the weights may be half-updated (a torn step)
+        meter, t0 = LossMeter(dev), time.perf_counter()
+        # under DDP every rank must stop at the same step: Ctrl-C keeps its usual meaning there
+        loop = DeferredInterrupt(enabled=info.world == 1)
+        with loop:
+            while step < end:
+                lr = _lr_at(cfg, step, total)
+                with loop.critical():  # a Ctrl-C waits for the step to end
+                    stepping = True
+                    # the loss's own randomness (HCL patch locations): counter-based like the data
+                    g = torch.Generator(device=dev).manual_seed(
+                        step_seed(cfg.seed, info.rank, step, 2)
                     )
-                    log.evaluation(step, "model", final)
-                    t.objective.train()
-                if do_ckpt and info.is_main:
-                    _save(ckpt_path, cfg, step, source, t, baseline=baseline, metrics=final,
-                          provenance=prov)  # fmt: skip
-                ddp.barrier(info)
-                meter.restart_clock()
+                    losses = train_step(t, source.batch(step), lr, g)
+                    step += 1  # steps done: the number the log row and the NaN message carry
+                    stepping = False
+                    meter.add(step, losses)
+                # the same decisions on every rank (the collectives below must match)
+                eval_step = bool(cfg.eval_every and step % cfg.eval_every == 0) or step == total
+                do_ckpt = step % cfg.ckpt_every == 0 or step == end
+                if step % cfg.log_every == 0 or eval_step or do_ckpt:
+                    with loop.critical():
+                        _log_means(log, meter, info, ckpt_path, cfg, step, lr, source, t0)
+                    if eval_step and info.is_main and evalset is not None:
+                        final = _run_eval(
+                            t.net, evalset, run_dir / "eval" / f"step_{step:07d}", cfg, dev
+                        )
+                        log.evaluation(step, "model", final)
+                        t.objective.train()
+                    if do_ckpt and info.is_main:
+                        with loop.critical():
+                            _save(ckpt_path, cfg, step, source, t, baseline=baseline,
+                                  metrics=final, provenance=prov)  # fmt: skip
+                            saved = step
+                    ddp.barrier(info)
+                    meter.restart_clock()
+    except KeyboardInterrupt:
+        if loop is not None and not stepping and info.is_main and step > t.start:
+            # `step` is complete (a torn step keeps the last checkpoint): its row, last.pt
+            if meter.n and info.world == 1:
+                _log_means(log, meter, info, ckpt_path, cfg, step, lr, source, t0)
+            if saved != step:
+                _save(ckpt_path, cfg, step, source, t, baseline=baseline, metrics=final,
+                      provenance=prov)  # fmt: skip
+                saved = step
+        raise TrainingInterrupted(
+            step, total, run_dir, None if saved is None else ckpt_path, saved, resume
+        ) from None
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     return _finish(run_dir, ckpt_path, cfg, spec, info, step, t.start, total,
                    time.perf_counter() - t0, baseline, final, prov)  # fmt: skip
+
+
+def _log_means(
+    log: RunLogger,
+    meter: LossMeter,
+    info: ddp.DistInfo,
+    ckpt_path: Path,
+    cfg: TrainConfig,
+    step: int,
+    lr: float,
+    source: TensorSource,
+    t0: float,
+) -> None:
+    """Synchronise the loss meter and write the ``train_log.csv`` row of ``step``.
+
+    Raises:
+        TrainingDivergedError: a non-finite loss since the last row (the row that shows it
+            is written first; no checkpoint follows).
+    """
+    row = {"step": step, "epoch": step // source.steps_per_epoch, "lr": lr}
+    try:
+        means = meter.means(info, ckpt_path, cfg.batch_size)  # raises on NaN/Inf
+    except TrainingDivergedError as exc:
+        log.losses({**row, **(exc.means or {}), "elapsed_s": round(time.perf_counter() - t0, 3)})
+        raise
+    log.losses(
+        {**row, **means, "img_per_s": round(means["img_per_s"], 3),
+         "elapsed_s": round(time.perf_counter() - t0, 3)}
+    )  # fmt: skip
 
 
 def _finish(

@@ -4,7 +4,9 @@
 - ``RUN/eval.csv``: one row per evaluation on the fixed test benchmark (:data:`EVAL_FIELDS`,
   the ``All`` row of :func:`rharm_lib.evaluate.evaluate`'s summary);
 - ``RUN/tb``: TensorBoard events when ``tensorboard`` is asked for and installed;
-- a tqdm bar on a terminal, plain lines otherwise, nothing when disabled.
+- a progress display with an ETA (:class:`_Progress`): a tqdm bar on a terminal, one
+  updating tqdm widget in a Jupyter notebook, plain lines (with ``eta``, about every 5 % of
+  the run) when asked for elsewhere (executed notebooks, logs), nothing when disabled.
 
 Only the main process writes (:class:`RunLogger` is inert on the others). On resume, rows
 after the checkpoint's step are dropped so that the logs continue where the weights do.
@@ -12,14 +14,21 @@ after the checkpoint's step are dropped so that the logs continue where the weig
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOG_FIELDS", "EVAL_FIELDS", "LOSS_KEYS", "RunLogger"]
+from tqdm.std import tqdm as std_tqdm
+
+_interval = std_tqdm.format_interval  # seconds -> "01:30", "1:02:03"
+
+__all__ = ["LOG_FIELDS", "EVAL_FIELDS", "LOSS_KEYS", "RunLogger", "progress_line"]
 
 #: the loss terms logged (eq. 13: total, L1, L_pixel, L_HCL; and whether L_HCL was skipped)
 LOSS_KEYS = ("total", "l1", "pixel", "hcl", "hcl_skipped")
@@ -54,34 +63,87 @@ def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
         fh.flush()
 
 
+def _notebook_tqdm() -> type | None:
+    """tqdm's ipywidgets bar when this is a Jupyter kernel where ``tqdm.auto`` resolves to it,
+    else ``None``: not a kernel, ipywidgets missing, or a kernel whose ``tqdm.auto`` points at
+    the console bar (:mod:`rharm_lib.study.runner` does that for executed notebooks, where a
+    widget would be saved frozen)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is None:  # tqdm.auto only asks for ipykernel's import
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm's "IProgress not found": lines instead
+        from tqdm import notebook
+        from tqdm.auto import tqdm as auto
+    return auto if notebook.IProgress is not None and issubclass(auto, notebook.tqdm) else None
+
+
+def progress_line(step: int, total: int, start: int, row: dict[str, Any]) -> str:
+    """One plain-text progress line: step/total, the loss terms, img/s, elapsed and eta.
+
+    ``eta`` assumes the pace of this call so far, ``row["elapsed_s"] / (step - start)``
+    seconds a step (evaluations and checkpoints included, as they recur), e.g.
+    ``step 240/600 (40%)  total 0.1234 l1 0.0456 pixel 0.0567 hcl 1.23  88.1 img/s
+    elapsed 01:00  eta 01:30`` (``h:mm:ss`` from an hour).
+    """
+    elapsed = float(row.get("elapsed_s", 0.0))
+    done = step - start
+    eta = _interval(elapsed / done * (total - step)) if done > 0 and elapsed > 0 else "?"
+    losses = " ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS[:4] if k in row)
+    return (
+        f"step {step}/{total} ({100 * step / max(total, 1):.0f}%)  {losses}  "
+        f"{row.get('img_per_s', float('nan')):.1f} img/s  elapsed {_interval(elapsed)}  eta {eta}"
+    )
+
+
+#: plain progress lines per call: about one every 1/LINES of the steps left at the start
+LINES = 20
+
+
 class _Progress:
-    """tqdm on a terminal, plain lines otherwise, nothing when disabled."""
+    """The progress display of one run (one bar, widget or line stream).
 
-    def __init__(self, enabled: bool | None, total: int, initial: int) -> None:
-        self.tty = sys.stderr.isatty()
-        self.enabled = self.tty if enabled is None else enabled
-        self.bar = None
-        if self.enabled and self.tty:
-            from tqdm.auto import tqdm
+    Kinds: ``"bar"`` (console tqdm on a terminal), ``"widget"`` (tqdm's ipywidgets bar in a
+    Jupyter notebook: :func:`_notebook_tqdm`), ``"lines"`` (plain :func:`progress_line` text
+    on stderr, the first row then about every 5 % of the steps, and the last: a few dozen
+    lines per run, whatever its length, as executed notebooks store every line), ``"off"``.
+    ``enabled``: ``False`` off; ``None`` a bar or widget, else off; ``True`` a bar or
+    widget, else lines. tqdm's bar and widget show the ETA themselves.
+    """
 
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-        self.total = total
+    def __init__(self, enabled: bool | None, total: int, initial: int, desc: str = "") -> None:
+        self.total, self.start, self.bar = total, initial, None
+        self.desc = f"{desc}: " if desc else ""
+        self.every = max(1, math.ceil((total - initial) / LINES))
+        self.next_line = initial + 1
+        kw = {"total": total, "initial": initial, "unit": "step", "desc": desc}
+        self.kind = "lines" if enabled else "off"  # unless a bar or a widget can be shown
+        if enabled is False:
+            return
+        if sys.stderr.isatty():
+            self.kind, self.bar = "bar", std_tqdm(**kw, dynamic_ncols=True)
+        elif (widget := _notebook_tqdm()) is not None:
+            with contextlib.suppress(ImportError):  # tqdm found no widget front end after all
+                self.bar, self.kind = widget(**kw), "widget"
 
     def update(self, step: int, n: int, info: dict[str, Any]) -> None:
         if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix(loss=f"{info['total']:.4f}", img_s=f"{info['img_per_s']:.1f}")
-        elif self.enabled:
-            print(
-                f"step {step}/{self.total}  loss {info['total']:.4f}  {info['img_per_s']:.1f} img/s",
-                file=sys.stderr,
-                flush=True,
+            self.bar.set_postfix(
+                {k: f"{info[k]:.4g}" for k in LOSS_KEYS[:4] if k in info}
+                | {"img/s": f"{info['img_per_s']:.1f}"},
+                refresh=False,
             )
+            self.bar.update(n)
+        elif self.kind == "lines" and (step >= self.next_line or step >= self.total):
+            self.next_line = step + self.every
+            line = progress_line(step, self.total, self.start, info)
+            print(self.desc + line, file=sys.stderr, flush=True)
 
     def write(self, msg: str) -> None:
         if self.bar is not None:
             self.bar.write(msg)
-        elif self.enabled:
+        elif self.kind == "lines":
             print(msg, file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -97,7 +159,8 @@ class RunLogger:
         start: the step the run (re)starts from; later log rows are dropped.
         total: the run's total steps (for the progress display).
         main: whether this process writes (rank 0).
-        progress: the progress display (``None``: only on a terminal).
+        progress: the progress display (``True``: a bar, a widget or lines; ``None``: a bar
+            on a terminal or a widget in a notebook, else none; ``False``: none).
         tensorboard: also write TensorBoard events, when ``tensorboard`` is installed.
     """
 
@@ -125,7 +188,7 @@ class RunLogger:
                     self.tb = SummaryWriter(str(run_dir / "tb"))
                 except ImportError:
                     self.tb = None
-        self.bar = _Progress(progress if main else False, total, start)
+        self.bar = _Progress(progress if main else False, total, start, run_dir.name)
 
     def losses(self, row: dict[str, Any]) -> None:
         """One ``train_log.csv`` row (:data:`LOG_FIELDS`)."""
