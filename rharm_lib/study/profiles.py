@@ -60,6 +60,10 @@ class StudyProfile:
             (``data_root()/highres``) for the Table IV analogue.
         highres_count: number of high-resolution photos used (each one composite).
         highres_sizes: evaluation resolutions of the Table IV analogue.
+        highres_working_sizes: working sizes (long side) of the fast full-resolution mode
+            (:func:`rharm_lib.fullres.harmonize_fast`) compared beside native mode in the
+            Table IV analogue; 512 is ``rharm harmonize``'s default, 256 a cheaper one (at an
+            evaluation size no larger than the working size, fast mode is native mode).
         real_per_source: real composites shown per source (``lalonde_``, ``dih_`` ...).
         grid_images: rows of the qualitative grids (Fig. 4 style).
         feature_images: images of the Fig. 10 feature-map figure.
@@ -112,11 +116,13 @@ class StudyProfile:
     diagnose: tuple[int, int, int] = (4, 64, 15)
     ship_weights: bool = False
     ablation: AblationScale | None = None
+    highres_working_sizes: tuple[int, ...] = (256, 512)
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["highres_sizes"] = list(self.highres_sizes)
+        d["highres_working_sizes"] = list(self.highres_working_sizes)
         d["seeds"] = list(self.seeds)
         d["diagnose"] = list(self.diagnose)
         return d
@@ -160,8 +166,15 @@ PROFILES: dict[str, StudyProfile] = {
         # notebook 03's smoke: 15 distinct runs of 30 steps (the code path of every
         # ablation, labelled as such; says nothing about the method)
         ablation=AblationScale(
-            train_config="ci", steps=30, photo_size=72, crop_size=64, eval_every=15,
-            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True,
+            train_config="ci",
+            steps=30,
+            photo_size=72,
+            crop_size=64,
+            eval_every=15,
+            eval_images=0,
+            seeds=(0,),
+            k_seeds=(0,),
+            smoke=True,
         ),
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
@@ -206,8 +219,14 @@ PROFILES: dict[str, StudyProfile] = {
         # costs more than it saves on a 400-step run), 200 benchmark composites spread over
         # the four families; 3 seeds (Table VI, fusion, readings), 2 for Table VII
         ablation=AblationScale(
-            train_config="cpu", steps=400, photo_size=112, crop_size=96, eval_every=100,
-            eval_images=200, seeds=(0, 1, 2), k_seeds=(0, 1),
+            train_config="cpu",
+            steps=400,
+            photo_size=112,
+            crop_size=96,
+            eval_every=100,
+            eval_images=200,
+            seeds=(0, 1, 2),
+            k_seeds=(0, 1),
         ),
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
@@ -248,8 +267,14 @@ PROFILES: dict[str, StudyProfile] = {
         # ~2-4 min per run on one H100/H200, never run). Not part of `rharm study`'s
         # 9 minutes: train ahead with `rharm ablate FAMILY --profile gpu`.
         ablation=AblationScale(
-            train_config="paper", steps=3000, photo_size=256, crop_size=256, eval_every=500,
-            eval_images=400, seeds=(0, 1, 2), k_seeds=(0, 1),
+            train_config="paper",
+            steps=3000,
+            photo_size=256,
+            crop_size=256,
+            eval_every=500,
+            eval_images=400,
+            seeds=(0, 1, 2),
+            k_seeds=(0, 1),
         ),
     ),
 }
