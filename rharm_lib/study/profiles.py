@@ -166,15 +166,8 @@ PROFILES: dict[str, StudyProfile] = {
         # notebook 03's smoke: 15 distinct runs of 30 steps (the code path of every
         # ablation, labelled as such; says nothing about the method)
         ablation=AblationScale(
-            train_config="ci",
-            steps=30,
-            photo_size=72,
-            crop_size=64,
-            eval_every=15,
-            eval_images=0,
-            seeds=(0,),
-            k_seeds=(0,),
-            smoke=True,
+            train_config="ci", steps=30, photo_size=72, crop_size=64, eval_every=15,
+            eval_images=0, seeds=(0,), k_seeds=(0,), smoke=True,
         ),
         note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
         "not the paper's numbers",
@@ -219,14 +212,8 @@ PROFILES: dict[str, StudyProfile] = {
         # costs more than it saves on a 400-step run), 200 benchmark composites spread over
         # the four families; 3 seeds (Table VI, fusion, readings), 2 for Table VII
         ablation=AblationScale(
-            train_config="cpu",
-            steps=400,
-            photo_size=112,
-            crop_size=96,
-            eval_every=100,
-            eval_images=200,
-            seeds=(0, 1, 2),
-            k_seeds=(0, 1),
+            train_config="cpu", steps=400, photo_size=112, crop_size=96, eval_every=100,
+            eval_images=200, seeds=(0, 1, 2), k_seeds=(0, 1),
         ),
     ),
     # Sized for <= 9 minutes on one H100/H200 -- an ESTIMATE, never run (no GPU was lent to
@@ -267,14 +254,8 @@ PROFILES: dict[str, StudyProfile] = {
         # ~2-4 min per run on one H100/H200, never run). Not part of `rharm study`'s
         # 9 minutes: train ahead with `rharm ablate FAMILY --profile gpu`.
         ablation=AblationScale(
-            train_config="paper",
-            steps=3000,
-            photo_size=256,
-            crop_size=256,
-            eval_every=500,
-            eval_images=400,
-            seeds=(0, 1, 2),
-            k_seeds=(0, 1),
+            train_config="paper", steps=3000, photo_size=256, crop_size=256, eval_every=500,
+            eval_images=400, seeds=(0, 1, 2), k_seeds=(0, 1),
         ),
     ),
 }
