@@ -20,8 +20,13 @@
 # high-resolution photos with generated region masks (`data_root()/highres` in the `gpu`
 # profile; the built-in photos, upsampled, in `ci`). The composite of a photo is
 # synthesised at each resolution with the same seed, so the three versions share one
-# appearance change (`rharm_lib/study/sources.py`). Every method runs at the image's own
-# resolution and metrics are computed there (no resizing to 256).
+# appearance change (`rharm_lib/study/sources.py`). Every method gets the image at that
+# size and metrics are computed there (no resizing to 256). The network runs twice over:
+# in native mode (on the whole image) and in the fast full-resolution mode at each of the
+# profile's working sizes (the network at the working size, its colour change lifted to the
+# image's size by per-pixel affine colour maps; `rharm_lib/fullres.py`, issue 11). Each
+# method's wall-clock time per image is reported too (`time_s@<size>`, median over the
+# photos; this machine, under its load of the moment).
 #
 # Outputs: `results/<profile>/table4_highres.*`, `figures/<profile>/table4_highres_*`.
 
@@ -47,7 +52,10 @@ checkpoint = sources.study_checkpoint(P)
 # %%
 photos = sources.highres_photos(P.highres_source, P.highres_count, seed=ctx.seed)
 print(f"{len(photos)} photos from {P.highres_source!r}: " + ", ".join(n for n, _, _ in photos))
-compared = methods.study_methods(checkpoint, ctx.device, "ours")
+compared = methods.study_methods(
+    checkpoint, ctx.device, "ours (native)", fast_working_sizes=P.highres_working_sizes
+)
+print("compared:", ", ".join(compared))
 
 # %% [markdown]
 # ## Evaluation at each resolution
@@ -61,26 +69,38 @@ tables.write_table(
     ctx.results_dir,
     "table4_highres",
     ctx.provenance(
-        source=P.highres_source, photos=[n for n, _, _ in photos], sizes=list(P.highres_sizes)
+        source=P.highres_source,
+        photos=[n for n, _, _ in photos],
+        sizes=list(P.highres_sizes),
+        working_sizes=list(P.highres_working_sizes),
     ),
-    title="Table IV analogue: PSNR and fMSE at each resolution (long side), metrics at native resolution",
+    title="Table IV analogue: PSNR, fMSE and seconds per image at each resolution (long side), "
+    "metrics at that resolution",
     note=f"{P.note}. {len(photos)} photos from `{P.highres_source}`, one composite each (families cycled), "
     + (
         "region masks from rharm_lib.data.regions"
         if P.highres_source == "highres"
         else "the committed built-in masks"
     )
-    + "; methods and metrics at the image's own resolution.",
+    + "; methods and metrics at the image's own resolution. `ours (native)`: the network on "
+    "the whole image; `ours (fast@W)`: the network at long side W, its colour change lifted "
+    "to full resolution (`rharm_lib.fullres`; identical to native when the image is no larger "
+    "than W). `time_s@S`: median wall-clock seconds per image of the method alone, on "
+    f"{ctx.device} under the machine's load of the moment (not compared by `rharm study --check`).",
+    digits={f"{methods.TIME_COLUMN}@{s}": 3 for s in P.highres_sizes},
 )
 reported.write_reported_blocks(ctx.results_dir, ctx.provenance(citation=reported.CITATION), ("IV",))
 table
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
 for label, g in long.groupby("method", sort=False):
-    axes[0].plot(g["size"], g["psnr"], "o-", label=label)
-    axes[1].plot(g["size"], g["fmse"], "o-", label=label)
-for ax, name in zip(axes, ("PSNR (dB)", "fMSE"), strict=True):
+    style = "s--" if "fast@" in label else "o-"
+    axes[0].plot(g["size"], g["psnr"], style, label=label)
+    axes[1].plot(g["size"], g["fmse"], style, label=label)
+    axes[2].plot(g["size"], g[methods.TIME_COLUMN], style, label=label)
+axes[2].set_yscale("log")
+for ax, name in zip(axes, ("PSNR (dB)", "fMSE", "seconds per image"), strict=True):
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(P.highres_sizes), [str(s) for s in P.highres_sizes])
     ax.set_xlabel("long side (pixels)")

@@ -4,7 +4,10 @@
   :meth:`Harmonizer.harmonize` for each (size, mode), **each configuration in a fresh
   subprocess** (``python -m rharm_lib.bench_infer``), so that one configuration's peak
   memory cannot hide another's. Timing covers ``harmonize`` on uint8 arrays already in
-  memory (downsampling, network, lift / tiles, rounding), not image file I/O.
+  memory (downsampling, network, lift / tiles, rounding), not image file I/O. The network
+  is, by default, the package's shipped weights (:mod:`rharm_lib.weights`, the ``cpu``
+  model the issue's bars are stated for); ``config`` (fresh weights of a model config) or
+  ``checkpoint`` (a training run's) instead.
 - :func:`quality_table`: fast and tiled modes against native mode and against the ground
   truth on composites with a target (e.g. the Table IV analogue's high-resolution
   composites, :func:`rharm_lib.study.sources.highres_composites`): PSNR, fMSE and a halo
@@ -39,9 +42,14 @@ from .errors import RharmInputError
 from .fullres import MODES, boundary_band
 from .inference import Harmonizer
 from .metrics import PSNR_CAP
+from .weights import shipped_weights_path
 
 __all__ = [
     "parse_size",
+    "SHIPPED",
+    "resolve_network",
+    "BARS",
+    "check_bars",
     "synthetic_pair",
     "bench_infer",
     "run_one",
@@ -49,6 +57,9 @@ __all__ = [
     "quality_table",
     "summarize_quality",
 ]
+
+#: the ``checkpoint`` value that names the package's shipped weights
+SHIPPED = "shipped"
 
 #: default cap on native mode's pixels in :func:`bench_infer` (6000x4000 native needs ~10 GB)
 MAX_NATIVE_PIXELS = 2048 * 2048
@@ -94,6 +105,64 @@ def _cpu_s() -> float:
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def resolve_network(
+    config: str | None = None, checkpoint: str | os.PathLike | None = None
+) -> tuple[str | None, str | None, str]:
+    """Which network a benchmark runs: ``(config, checkpoint, label)``.
+
+    ``checkpoint`` wins; ``checkpoint="shipped"`` or neither argument means the shipped
+    weights (:func:`rharm_lib.weights.shipped_weights_path`); ``config`` alone means fresh
+    weights of that model config (latency hardly depends on the weights).
+
+    Returns:
+        ``(config or None, checkpoint path or None, label)`` with ``label`` ``"shipped"``,
+        ``"checkpoint"`` or ``"config"``.
+
+    Raises:
+        RharmInputError: the shipped weights or the checkpoint file are missing.
+    """
+    if checkpoint is None and config is not None:
+        return config, None, "config"
+    if checkpoint is None or str(checkpoint) == SHIPPED:
+        path = shipped_weights_path()
+        if not path.is_file():
+            raise RharmInputError(
+                f"no shipped weights at {path}; produce them with: rharm study --profile cpu "
+                "--only 02, or pass --config NAME / --checkpoint PATH"
+            )
+        return None, str(path), SHIPPED
+    if not os.path.isfile(checkpoint):
+        raise RharmInputError(f"{checkpoint}: no such checkpoint file")
+    return None, str(checkpoint), "checkpoint"
+
+
+#: issue 11's latency/memory bars (2-core CPU, shipped ``cpu`` weights, 2 threads):
+#: ``(size, mode, field, limit)``; a row meets a bar when ``row[field] <= limit``
+BARS: tuple[tuple[str, str, str, float], ...] = (
+    ("6000x4000", "fast", "median_ms", 10_000.0),
+    ("6000x4000", "fast", "peak_rss_mb", 1536.0),
+    ("2048x2048", "fast", "median_ms", 3_000.0),
+)
+
+
+def check_bars(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Read measured rows against :data:`BARS`.
+
+    Returns:
+        one dict per bar whose (size, mode) was measured: ``size, mode, field, limit,
+        value, met`` (``met`` compares the median wall time, so it is a statement about
+        the machine's load at the time as much as about the code).
+    """
+    out = []
+    for size, mode, field, limit in BARS:
+        for r in rows:
+            if r.get("size") == size and r.get("mode") == mode and field in r:
+                v = float(r[field])
+                out.append({"size": size, "mode": mode, "field": field, "limit": limit,
+                            "value": v, "met": v <= limit})  # fmt: skip
+    return out
 
 
 def _make_harmonizer(
@@ -175,7 +244,7 @@ def run_one(
 
 
 def bench_infer(
-    config: str = "ci",
+    config: str | None = None,
     sizes: Sequence[str | int] = ("1024", "2048", "6000x4000"),
     *,
     modes: Sequence[str] = MODES,
@@ -193,11 +262,12 @@ def bench_infer(
     """Latency and peak RSS of each (size, mode), each in a fresh subprocess.
 
     Args:
-        config: model config of a freshly initialised network (latency does not depend on
+        config: model config of a freshly initialised network (latency hardly depends on
             the weights); ignored when ``checkpoint`` is given.
         sizes: ``N`` (square) or ``WxH`` strings.
         modes: a subset of :data:`rharm_lib.fullres.MODES`.
-        checkpoint: a checkpoint of ``rharm train`` instead of ``config``.
+        checkpoint: a checkpoint of ``rharm train``, or ``"shipped"``; with neither this
+            nor ``config``, the shipped weights (:func:`resolve_network`).
         device, precision: as for :class:`~rharm_lib.inference.Harmonizer`.
         repeats, warmup, budget_s: timed and untimed runs per configuration, and the
             time after which no further timed run starts (:func:`run_one`).
@@ -208,13 +278,16 @@ def bench_infer(
         timeout_s: per configuration.
 
     Returns:
-        ``{"config", "checkpoint", "device", "threads", "repeats", "options", "rows":
+        ``{"config", "checkpoint", "weights" ("shipped"/"checkpoint"/"config"), "device",
+        "threads", "repeats", "options", "rows":
         [{"size", "mode", "median_ms", "min_ms", "cpu_ms", "peak_rss_mb", "rss_before_mb",
-        "image_mb"} | {"size", "mode", "skipped"}]}`` (see :func:`run_one`).
+        "image_mb"} | {"size", "mode", "skipped"}], "bars": check_bars(rows)}`` (see
+        :func:`run_one`, :func:`check_bars`).
     """
     for m in modes:
         if m not in MODES:
             raise RharmInputError(f"unknown mode {m!r}; expected one of {MODES}")
+    config, checkpoint, weights = resolve_network(config, checkpoint)
     rows = []
     env = dict(os.environ)
     for s in sizes:
@@ -259,6 +332,7 @@ def bench_infer(
     return {
         "config": None if checkpoint else config,
         "checkpoint": checkpoint,
+        "weights": weights,
         "device": device_name(resolve_device(device)),
         "threads": threads if threads else torch.get_num_threads(),
         "repeats": repeats,
@@ -267,6 +341,7 @@ def bench_infer(
         "precision": precision,
         "options": dict(options or {}),
         "rows": rows,
+        "bars": check_bars(rows),
     }
 
 

@@ -523,15 +523,17 @@ def frozen_statistics(net: torch.nn.Module, tape: _StatsTape) -> Iterator[_Stats
 
     Patches, for the duration of the ``with`` block, the masked statistics of the fusion
     layers (:func:`rharm_lib.model.fusion.masked_mean_std` and the "has a background"
-    test, eqs. 4–5) and the global pooled descriptors of S²AM's channel attentions. In
+    test, eqs. 4–5) and the global pooled descriptors of S²AM's channel attentions
+    (:func:`rharm_lib.model.s2am.pooled_descriptors`). In
     replay, every call returns the value recorded at the same position of the recording
     pass, so a tile is normalised with the whole image's statistics. Not thread-safe
     (module-level functions are swapped).
     """
     from .model import fusion as fusion_mod
-    from .model.s2am import ChannelAttention
+    from .model import s2am as s2am_mod
 
     saved_mms, saved_has = fusion_mod.masked_mean_std, fusion_mod._has_region
+    saved_pool = s2am_mod.pooled_descriptors
 
     def mms(x, weight, eps=1e-5):
         m, s = tape.take(lambda: saved_mms(x, weight, eps))
@@ -540,22 +542,17 @@ def frozen_statistics(net: torch.nn.Module, tape: _StatsTape) -> Iterator[_Stats
     def has(weight):
         return tape.take(lambda: saved_has(weight))
 
-    def attention(self, x):
-        avg, mx = tape.take(
-            lambda: (x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True))
-        )
-        return x * torch.sigmoid(self.mlp(avg.to(x.dtype)) + self.mlp(mx.to(x.dtype)))
+    def pooled(x):
+        avg, mx = tape.take(lambda: saved_pool(x))
+        return avg.to(x.dtype), mx.to(x.dtype)
 
-    atts = [m for m in net.modules() if isinstance(m, ChannelAttention)]
     fusion_mod.masked_mean_std, fusion_mod._has_region = mms, has
-    for m in atts:
-        m.forward = attention.__get__(m)
+    s2am_mod.pooled_descriptors = pooled
     try:
         yield tape
     finally:
         fusion_mod.masked_mean_std, fusion_mod._has_region = saved_mms, saved_has
-        for m in atts:
-            del m.forward
+        s2am_mod.pooled_descriptors = saved_pool
 
 
 def _starts(n: int, tile: int, overlap: int) -> list[int]:

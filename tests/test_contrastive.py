@@ -322,3 +322,44 @@ def test_gradcheck_double():
             )[0]
 
         assert torch.autograd.gradcheck(f, (pred, comp), fast_mode=True)
+
+
+def test_mlp_on_filled_slots_only_changes_nothing(monkeypatch):
+    """Issue 11: the MLP runs on the filled slots (and slot 0) only. Embeddings of every
+    slot, the loss and its gradients equal the all-slots computation (float64 to 1e-12),
+    and the loss equals the naive float64 loop."""
+    from rharm_lib.losses import contrastive
+
+    torch.manual_seed(0)
+    b, h, w, k, patch, scale, tau = 4, 32, 40, 12, 8, 4, 0.07
+    g = torch.Generator().manual_seed(11)
+    pred0, target, comp = (torch.rand(b, 3, h, w, generator=g, dtype=torch.float64)
+                           for _ in range(3))  # fmt: skip
+    m = _mask(b, h, w).double()  # image 2 invalid
+    m[3, :, 0:8, 0:8] = 1  # 4 foreground cells < K: 8 unfilled slots
+    locs = sample_locations(m, k, scale, make_generator(3))
+    assert (~locs.neg_ok[3]).sum() == 8 and not locs.neg_ok[2].any()
+    mlp = PatchEmbedder(3 * patch * patch, 32, 16).double()
+    feats = patch_features(pred0, m, locs.neg_idx, patch, scale, "map")
+    v_all = contrastive.embed(mlp, feats)
+    v_new = contrastive.embed_filled(mlp, feats, locs.neg_ok)
+    torch.testing.assert_close(v_new, v_all, rtol=1e-12, atol=1e-12)  # every slot, exactly
+    assert contrastive.embed_filled(mlp, feats, torch.ones_like(locs.neg_ok)) is not None
+
+    def run():
+        mlp.zero_grad()
+        pred = pred0.clone().requires_grad_(True)
+        loss, _ = region_contrastive_loss(pred, target, m, mlp, comp, k=k, patch=patch,
+                                          scale=scale, tau=tau, locations=locs)  # fmt: skip
+        loss.backward()
+        return [loss.detach(), pred.grad] + [p.grad.clone() for p in mlp.parameters()]
+
+    new = run()
+    monkeypatch.setattr(contrastive, "embed_filled", lambda mlp, f, ok: contrastive.embed(mlp, f))
+    old = run()
+    for a, c in zip(new, old, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
+    images = {n: t.numpy() for n, t in (("pred", pred0), ("target", target), ("composite", comp))}
+    ref = _naive_loss(images, m.numpy(), locs, mlp, patch, scale, tau, "pred_negatives", "map",
+                      True)  # fmt: skip
+    assert new[0].item() == pytest.approx(ref, rel=1e-10)

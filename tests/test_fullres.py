@@ -17,9 +17,13 @@ from scipy import ndimage
 
 from rharm_lib import fullres as fr
 from rharm_lib.bench_infer import (
+    SHIPPED,
     _errors,
+    check_bars,
     parse_size,
     quality_table,
+    resolve_network,
+    run_one,
     summarize_quality,
     synthetic_pair,
 )
@@ -29,6 +33,7 @@ from rharm_lib.inference import Harmonizer
 from rharm_lib.metrics import image_metrics
 from rharm_lib.model import CONFIGS, build_model
 from rharm_lib.train.config import config_to_dict, get_config
+from rharm_lib.weights import shipped_weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -350,6 +355,23 @@ def test_bench_infer_rows_from_fresh_subprocesses(capsys):
     assert parse_size("6000x4000") == (4000, 6000) and parse_size(7) == (7, 7)
     with pytest.raises(RharmInputError, match="bad size"):
         parse_size("12xx")
+
+
+def test_bench_infer_defaults_to_the_shipped_weights(tmp_path):
+    path = str(shipped_weights_path())
+    assert resolve_network() == (None, path, SHIPPED)
+    assert resolve_network(checkpoint="shipped") == (None, path, SHIPPED)
+    assert resolve_network("ci") == ("ci", None, "config")
+    assert resolve_network("ci", path) == (None, path, "checkpoint")  # a checkpoint wins
+    with pytest.raises(RharmInputError, match="no such checkpoint"):
+        resolve_network(checkpoint=str(tmp_path / "nope.pt"))
+    # what a child runs: the shipped network (the cpu config's 1.68 M parameters)
+    row = run_one(None, (24, 40), "fast", checkpoint=path, repeats=1, warmup=0)
+    assert row["size"] == "40x24" and row["runs"] == 1 and row["median_ms"] > 0
+    bars = check_bars([{"size": "6000x4000", "mode": "fast", "median_ms": 9000.0,
+                        "peak_rss_mb": 1600.0}, {"size": "2048x2048", "mode": "native",
+                        "median_ms": 1.0}])  # fmt: skip
+    assert [(b["field"], b["met"]) for b in bars] == [("median_ms", True), ("peak_rss_mb", False)]
 
 
 def test_quality_table_and_errors():

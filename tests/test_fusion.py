@@ -197,3 +197,90 @@ def test_fusion_gradcheck_double(kind):
             ps,
             fast_mode=True,
         )
+
+
+def _literal_fusion(layer, kind, dec, enc, m):
+    """Eqs. 4–7 transcribed step by step in torch (the pre-issue-11 chain of full-size
+    operations), differentiable: the reference of the folded per-channel form."""
+
+    def stats(x, w):
+        area = w.sum(dim=(2, 3), keepdim=True)
+        mu = (x * w).sum(dim=(2, 3), keepdim=True) / (area + EPS)
+        var = ((x - mu) ** 2 * w).sum(dim=(2, 3), keepdim=True) / (area + EPS)
+        return mu, torch.sqrt(var + EPS)
+
+    ref = enc if kind in ("sf", "sf_literal") else dec
+    mu_ref, sd_ref = stats(ref, 1 - m)
+    mu_fg, sd_fg = stats(dec, m)
+    mu_bg, sd_bg = stats(dec, 1 - m)
+    if kind == "sf_literal":
+        f_fg = (dec - mu_ref) / sd_ref
+    else:
+        f_fg = (dec - mu_fg) / sd_fg * sd_ref + mu_ref
+    f_bg = (dec - mu_bg) / sd_bg
+    c = (None, slice(None), None, None)
+    out = m * (f_fg * (1 + layer.gamma_fg[c]) + layer.beta_fg[c]) + (1 - m) * (
+        f_bg * (1 + layer.gamma_bg[c]) + layer.beta_bg[c]
+    )
+    has_bg = (1 - m).sum(dim=(2, 3), keepdim=True) > 0
+    return torch.where(has_bg, out, dec)
+
+
+@pytest.mark.parametrize("kind", ["sf", "sf_literal", "rain"])
+def test_folded_fusion_equals_the_literal_chain_with_gradients(kind):
+    """The per-channel folding of eqs. 4–7 (issue 11) computes the same values and the same
+    gradients as the literal chain: float64 to 1e-10, float32 to float rounding."""
+    g = torch.Generator().manual_seed(7)
+    b, c, h, w = 3, 6, 9, 11
+    m = resize_mask((torch.rand(b, 1, 2 * h, 2 * w, generator=g) > 0.5).double(), (h, w))
+    m[2] = 1.0  # an image without background: passed through
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+        layer = build_fusion(kind, c).to(dtype)
+        _random_params(layer, 8)
+        dec0 = torch.randn(b, c, h, w, generator=g, dtype=dtype) * 2 + 0.5
+        enc0 = torch.randn(b, c, h, w, generator=g, dtype=dtype) * 3 - 1
+        upstream = torch.randn(b, c, h, w, generator=g, dtype=dtype)
+        grads = []
+        for fn in (lambda d, e: layer(d, e, m.to(dtype)),
+                   lambda d, e: _literal_fusion(layer, kind, d, e, m.to(dtype))):  # fmt: skip
+            layer.zero_grad()
+            dec, enc = dec0.clone().requires_grad_(True), enc0.clone().requires_grad_(True)
+            out = fn(dec, enc)
+            (out * upstream).sum().backward()
+            grads.append([out.detach(), dec.grad, enc.grad]
+                         + [p.grad.clone() for p in layer.parameters()])  # fmt: skip
+        for new, old in zip(*grads, strict=True):
+            torch.testing.assert_close(new, old, rtol=tol, atol=tol)
+        assert torch.equal(grads[0][0][2], dec0[2])  # full mask: D unchanged
+
+
+def test_s2am_equals_the_literal_branch_sum_with_gradients():
+    """S²AM pools once and folds its recombination (issue 11); the literal
+    ``A_bg(x)(1-m) + (L(A_fg(x)) + A_mix(x)) m`` with each attention
+    ``x sigmoid(MLP(avg x) + MLP(max x))`` gives the same values and gradients."""
+
+    def attention(a, x):
+        avg, mx = x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(a.mlp(avg) + a.mlp(mx))
+
+    def literal(s, x, mask):
+        m = blur_mask(resize_mask(mask, tuple(x.shape[-2:])), s.blur_size, s.blur_sigma)
+        bg, fg, mix = (attention(a, x) for a in (s.att_bg, s.att_fg, s.att_mix))
+        return bg * (1 - m) + (s.learn(fg) + mix) * m
+
+    g = torch.Generator().manual_seed(9)
+    mask = (torch.rand(2, 1, 16, 20, generator=g) > 0.5).double()
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+        torch.manual_seed(0)
+        s2am = S2AM(16, make_norm("batch")).to(dtype)  # train mode: batch statistics
+        x0 = torch.randn(2, 16, 8, 10, generator=g, dtype=dtype)
+        upstream = torch.randn(2, 16, 8, 10, generator=g, dtype=dtype)
+        grads = []
+        for fn in (lambda x: s2am(x, mask.to(dtype)), lambda x: literal(s2am, x, mask.to(dtype))):
+            s2am.zero_grad()
+            x = x0.clone().requires_grad_(True)
+            out = fn(x)
+            (out * upstream).sum().backward()
+            grads.append([out.detach(), x.grad] + [p.grad.clone() for p in s2am.parameters()])
+        for new, old in zip(*grads, strict=True):
+            torch.testing.assert_close(new, old, rtol=tol, atol=tol)

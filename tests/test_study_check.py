@@ -44,6 +44,17 @@ def test_deterministic_row_is_held_to_1e6(tmp_path):
     assert check.compare(before, tmp_path, model_rtol=0.5) == []
 
 
+def test_wall_clock_columns_are_not_compared(tmp_path):
+    timed = "method,size,psnr,time_s@256\nReinhard,256,22.0,0.010\n"
+    _write(tmp_path / "t.csv", timed)
+    before = check.snapshot(tmp_path)
+    _write(tmp_path / "t.csv", timed.replace("0.010", "0.900"))  # another load: not a drift
+    assert check.compare(before, tmp_path, model_rtol=0.1) == []
+    _write(tmp_path / "t.csv", timed.replace("22.0", "22.1"))  # a metric still is
+    drifts = check.compare(before, tmp_path, model_rtol=0.1)
+    assert [(d.row, d.column) for d in drifts] == [("Reinhard", "psnr")]
+
+
 def test_model_row_uses_the_profile_tolerance(tmp_path):
     _write(tmp_path / "t.csv", TABLE)
     before = check.snapshot(tmp_path)

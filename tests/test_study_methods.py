@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from rharm_lib.checkpoint import save_checkpoint
 from rharm_lib.data.ihd import IHDDataset
-from rharm_lib.evaluate import evaluate, resolve_method
+from rharm_lib.errors import RharmInputError
+from rharm_lib.evaluate import evaluate, method_params, resolve_method
 from rharm_lib.model import CONFIGS, build_model, count_params
 from rharm_lib.paths import REPO_ROOT
 from rharm_lib.study import exploration, methods, sources
@@ -75,23 +78,82 @@ def test_benchmark_cap_validation():
         ds.select([len(ds)])
 
 
-def test_highres_table(tmp_path, checkpoint):
+def _photos(h=40, w=60):
     rng = np.random.default_rng(0)
     photos = []
     for k in range(2):
-        img = rng.integers(0, 256, (40, 60, 3), np.uint8)
-        mask = np.zeros((40, 60), np.uint8)
-        mask[10:30, 15 + 5 * k : 45] = 1
+        img = rng.integers(0, 256, (h, w, 3), np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 4 : 3 * h // 4, w // 4 + 5 * k : 3 * w // 4] = 1
         photos.append((f"p{k}", img, mask))
+    return photos
+
+
+def test_highres_table(tmp_path, checkpoint):
+    photos = _photos()
     compared = methods.study_methods(checkpoint[0], "cpu")
     long, table, examples = methods.highres_evaluation(photos, (24, 48), compared, tmp_path)
     assert len(long) == 4 * 2 and set(long["size"]) == {24, 48}
     assert list(table["method"]) == list(compared)
-    assert list(table.columns) == ["method", "PSNR@24", "PSNR@48", "fMSE@24", "fMSE@48"]
+    assert list(table.columns) == ["method", "PSNR@24", "PSNR@48", "fMSE@24", "fMSE@48",
+                                   "time_s@24", "time_s@48"]  # fmt: skip
     row = long[(long["method"] == "Reinhard") & (long["size"] == 48)].iloc[0]
     assert table.set_index("method").loc["Reinhard", "PSNR@48"] == row["psnr"]
+    assert table.set_index("method").loc["Reinhard", "time_s@48"] == row["time_s"]
+    assert (long["time_s"] > 0).all() and (long["time_s"] < 60).all()
     assert examples[48]["composite"].shape == (32, 48, 3)
     assert (tmp_path / "eval" / "highres_24_model" / "summary.csv").is_file()
+
+
+def test_highres_table_with_the_fast_mode(tmp_path, checkpoint):
+    """Notebook 04's fast-mode rows: the network at a working size, lifted to the image."""
+    photos = _photos(32, 64)
+    compared = methods.study_methods(
+        checkpoint[0], "cpu", "ours (native)", fast_working_sizes=(32,)
+    )
+    assert list(compared)[-2:] == ["ours (native)", "ours (fast@32)"]
+    fast = compared["ours (fast@32)"]
+    assert fast.info["mode"] == "fast" and fast.info["working_size"] == 32
+    nets = {k: compared[k] for k in ("ours (native)", "ours (fast@32)")}
+    long, table, _ = methods.highres_evaluation(photos, (32, 64), nets, tmp_path)
+    t = table.set_index("method")
+    # no larger than the working size: fast mode is native mode, exactly
+    assert t.loc["ours (fast@32)", "PSNR@32"] == t.loc["ours (native)", "PSNR@32"]
+    assert t.loc["ours (fast@32)", "fMSE@32"] == t.loc["ours (native)", "fMSE@32"]
+    # larger: the network ran at 32 px and was lifted -- a different, nearby answer
+    assert t.loc["ours (fast@32)", "fMSE@64"] != t.loc["ours (native)", "fMSE@64"]
+    assert abs(t.loc["ours (fast@32)", "PSNR@64"] - t.loc["ours (native)", "PSNR@64"]) < 3.0
+    # the evaluated rows are the fast mode's outputs, and its background is the input's
+    s = sources.highres_composites(photos, 64)[0]
+    h = compared["ours (native)"].fn
+    want = h.harmonize(s["composite"], s["mask"], mode="fast", working_size=32)
+    got = fast(s)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[s["mask"] == 0], s["composite"][s["mask"] == 0])
+    assert not np.array_equal(got, h(s["composite"], s["mask"]))
+    per = pd.read_csv(tmp_path / "eval" / "highres_64_model_fast32" / "per_image.csv")
+    assert len(per) == 2 and (tmp_path / "eval" / "highres_64_model" / "summary.csv").is_file()
+    assert method_params(fast) == checkpoint[1]  # the network is counted
+    with pytest.raises(RharmInputError, match="working size"):
+        methods.study_methods(checkpoint[0], "cpu", fast_working_sizes=(8,))
+
+
+def test_timed_method_records_each_call():
+    calls = []
+
+    def slow(composite, mask):
+        calls.append(1)
+        time.sleep(0.02)
+        return composite
+
+    m = methods.TimedMethod(slow)
+    img = np.zeros((4, 5, 3), np.uint8)
+    for _ in range(3):
+        assert m({"composite": img, "mask": np.ones((4, 5), np.uint8)}) is img
+    assert len(calls) == 3 and len(m.seconds) == 3 and min(m.seconds) >= 0.02
+    assert m.name == "slow"
+    with pytest.raises(RharmInputError, match="callable"):
+        methods.TimedMethod(3)
 
 
 def test_output_dirs_follow_the_profile_not_the_cwd(tmp_path, monkeypatch):

@@ -40,10 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="harmonize latency and peak RSS per size and mode (fast/native/tiled)",
         description="Each (size, mode) runs in a fresh subprocess: median of --repeats after "
         "one warm-up, and the child's peak RSS. Native mode is skipped above "
-        "--max-native-pixels.",
+        "--max-native-pixels. The network is the package's shipped weights unless --config "
+        "or --checkpoint says otherwise.",
     )
-    i.add_argument("--config", default="ci", help="model config (fresh weights)")
-    i.add_argument("--checkpoint", help="a checkpoint of rharm train instead of --config")
+    i.add_argument("--config", help="model config with fresh weights instead of the shipped ones")
+    i.add_argument(
+        "--checkpoint",
+        help="a checkpoint of rharm train, or 'shipped' (the default without --config)",
+    )
     i.add_argument("--size", nargs="+", default=["1024", "2048", "6000x4000"], help="N or WxH")
     i.add_argument("--mode", nargs="+", choices=("fast", "native", "tiled"),
                    default=["fast", "native", "tiled"])  # fmt: skip
@@ -102,10 +106,15 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(res, indent=2))
         else:
-            src = res["checkpoint"] or f"config {res['config']}"
+            src = {"shipped": f"shipped weights {res['checkpoint']}",
+                   "checkpoint": f"checkpoint {res['checkpoint']}"}.get(
+                res["weights"], f"config {res['config']} (fresh weights)")  # fmt: skip
             print(f"device: {res['device']}, {src}, threads {res['threads']}")
             keys = ["size", "mode", "median_ms", "min_ms", "cpu_ms", "runs", "peak_rss_mb"]
             keys += ["image_mb"]
             keys += ["skipped"]
             print(_table(res["rows"], keys))
+            for b in res["bars"]:
+                print(f"bar {b['size']} {b['mode']} {b['field']} <= {b['limit']:g}: "
+                      f"{b['value']:g} -> {'met' if b['met'] else 'NOT met'}")  # fmt: skip
     return 0

@@ -70,6 +70,7 @@ __all__ = [
     "patch_boxes",
     "extract_patches",
     "embed",
+    "embed_filled",
     "info_nce",
     "region_contrastive_loss",
 ]
@@ -224,7 +225,7 @@ def patch_boxes(
 def extract_patches(
     image: torch.Tensor, idx: torch.Tensor, patch: int = 8, scale: int = 4, source: str = "image"
 ) -> torch.Tensor:
-    """Cut P×P patches at sampling-map locations (one gather, no loop).
+    """Cut P×P patches at sampling-map locations (one unfold and one gather, no loop).
 
     Args:
         image: ``(B,C,H,W)`` float (sRGB in [0,1] for the loss).
@@ -237,16 +238,23 @@ def extract_patches(
         ``(B,K,C·P·P)``, flattened channel-major (C, then rows, then columns).
     """
     b, c, h, w = image.shape
+    k = idx.shape[1]
     map_size = _map_size(h, w, scale)
     src = image if source == "image" else F.interpolate(image, size=map_size, mode="area")
-    y0, x0 = patch_starts(idx, map_size, patch, scale, source)
     src = F.pad(src, (patch, patch, patch, patch), mode="replicate")
-    ar = torch.arange(patch, device=image.device)
-    rows = (y0 + patch)[..., None] + ar  # (B,K,P)
-    cols = (x0 + patch)[..., None] + ar
-    bi = torch.arange(b, device=image.device)[:, None, None, None]
-    out = src[bi, :, rows[:, :, :, None], cols[:, :, None, :]]  # (B,K,P,P,C)
-    return out.permute(0, 1, 4, 2, 3).reshape(b, idx.shape[1], c * patch * patch)
+    # Every grid location's patch as a column of one unfold (stride = the grid's step in
+    # ``src`` pixels, starting at location (0, 0)'s corner of :func:`patch_starts` in the
+    # padded source), then one gather of the K sampled columns: the same values as cutting
+    # each patch, and cheap backward passes (scatter-add, col2im) where per-pixel advanced
+    # indexing cost L_HCL most of its time on the CPU (issue 11).
+    step = scale if source == "image" else 1
+    y00, x00 = patch_starts(torch.zeros(1, 1, dtype=torch.long), map_size, patch, scale, source)
+    oy, ox = int(y00) + patch, int(x00) + patch
+    cols = F.unfold(src[..., oy:, ox:], patch, stride=step)  # (B, C·P·P, Lh·Lw)
+    lw = (src.shape[-1] - ox - patch) // step + 1
+    flat = (idx // map_size[1]) * lw + idx % map_size[1]  # (B,K) column of each patch
+    out = cols.gather(2, flat[:, None, :].expand(b, c * patch * patch, k))  # (B, C·P·P, K)
+    return out.transpose(1, 2).contiguous()  # (B,K,C·P·P), channel-major
 
 
 class PatchEmbedder(nn.Module):
@@ -265,6 +273,38 @@ class PatchEmbedder(nn.Module):
 def embed(mlp: nn.Module, patches: torch.Tensor) -> torch.Tensor:
     """``(B,K,C·P·P)`` patches -> ``(B,K,D)`` L2-normalised embeddings ``v``."""
     return F.normalize(mlp(patches), dim=-1, eps=1e-8)
+
+
+def embed_filled(mlp: nn.Module, patches: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """:func:`embed`, running the MLP only on the slots that count (issue 11).
+
+    With ``sampling="capped"`` a region with r < K locations fills r slots; every unfilled
+    slot repeats slot 0's location (:class:`Locations`), so its patch, and therefore its
+    embedding, is slot 0's. The MLP runs on the filled slots and slot 0 of every row, and
+    the unfilled slots copy slot 0's embedding: the same ``(B,K,D)`` values as
+    :func:`embed` up to float rounding, at a fraction of the MLP's cost when regions are
+    small (on the CPU the MLP dominates L_HCL's cost). Unfilled slots are masked out of
+    eq. 11 either way, so the gradients are the same too. On other devices (where picking
+    the rows would synchronise with the host) this is :func:`embed`.
+
+    Args:
+        mlp: the shared embedder. patches: ``(B,K,F)``. ok: ``(B,K)`` bool, filled slots.
+
+    Returns:
+        ``(B,K,D)`` L2-normalised embeddings.
+    """
+    if patches.device.type != "cpu":
+        return embed(mlp, patches)
+    b, k, f = patches.shape
+    need = ok.clone()
+    need[:, 0] = True  # slot 0 of every row: the value the unfilled slots repeat
+    if bool(need.all()):
+        return embed(mlp, patches)
+    rows = need.flatten().nonzero().squeeze(1)
+    v_rows = embed(mlp, patches.reshape(b * k, f).index_select(0, rows))  # (N, D)
+    v = v_rows.new_zeros(b * k, v_rows.shape[-1]).index_copy(0, rows, v_rows)
+    v = v.view(b, k, -1)
+    return torch.where(need[..., None], v, v[:, :1])
 
 
 def patch_features(
@@ -415,6 +455,7 @@ def region_contrastive_loss(
     images = {"pred": pred, "target": target, "composite": composite}
     m = mask.to(pred.dtype)
     region = {"fg": (locations.neg_idx, m), "bg": (locations.pos_idx, 1 - m)}
+    ok = {"fg": locations.neg_ok, "bg": locations.pos_ok}
     vec: dict[tuple[str, str], torch.Tensor] = {}
     for src, reg in spec.patch_sets():
         if images[src] is None:
@@ -423,8 +464,7 @@ def region_contrastive_loss(
         feats = patch_features(
             images[src], w if region_mask else None, idx, patch, scale, patch_source, spec.feature
         )
-        vec[(src, reg)] = embed(mlp, feats)
-    ok = {"fg": locations.neg_ok, "bg": locations.pos_ok}
+        vec[(src, reg)] = embed_filled(mlp, feats, ok[reg])
     q, v_pos, v_neg = vec[spec.query], vec[spec.positive], vec[spec.negative]
     anchor = vec[spec.anchor] if spec.anchor is not None else None
     neg_ok = ok[spec.negative[1]]

@@ -11,6 +11,12 @@ where each ``A`` is a channel attention ``x * sigmoid(MLP(avgpool x) + MLP(maxpo
 (one bottleneck MLP per branch, shared between its two pooled descriptors) and ``L`` is
 the learned block of the foreground branch (two 3×3 conv, norm, ELU layers). The
 pooled descriptors are global (whole feature map), as in the original.
+
+Computation (issue 11, the training step's overhead; the same values up to float
+rounding): the three attentions see the same ``x``, so its pooled descriptors are computed
+once (:func:`pooled_descriptors`) and each branch's MLP takes its two descriptors as one
+batch; the recombination is ``x lerp(s_bg, s_mix, m) + L(x s_fg) m`` with ``s`` the
+branches' sigmoid weights, two full-size passes fewer than the literal sum of products.
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ from torch import nn
 
 from .masks import blur_mask, resize_mask
 
-__all__ = ["ChannelAttention", "S2AM"]
+__all__ = ["ChannelAttention", "S2AM", "pooled_descriptors"]
+
+
+def pooled_descriptors(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global average and max pooling of ``(B,C,h,w)``: ``(avg, max)``, each ``(B,C,1,1)``.
+
+    Looked up through this module at call time, so that tiled inference can replay the
+    whole image's descriptors (:func:`rharm_lib.fullres.frozen_statistics`).
+    """
+    return x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
 
 
 def _round8(n: int) -> int:
@@ -44,10 +59,14 @@ class ChannelAttention(nn.Module):
             nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
         )
 
+    def weights(self, avg: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(MLP(avg) + MLP(max))``, ``(B,C,1,1)``, from the pooled descriptors (the
+        MLP runs once on both, stacked along the batch: it acts on each sample alone)."""
+        y = self.mlp(torch.cat([avg, mx], dim=0))
+        return torch.sigmoid(y[: avg.shape[0]] + y[avg.shape[0] :])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = x.mean(dim=(2, 3), keepdim=True)
-        mx = x.amax(dim=(2, 3), keepdim=True)
-        return x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
+        return x * self.weights(*pooled_descriptors(x))
 
 
 class S2AM(nn.Module):
@@ -87,4 +106,8 @@ class S2AM(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = resize_mask(mask, tuple(x.shape[-2:]))
         m = blur_mask(m, self.blur_size, self.blur_sigma).to(x.dtype)
-        return self.att_bg(x) * (1 - m) + (self.learn(self.att_fg(x)) + self.att_mix(x)) * m
+        avg, mx = pooled_descriptors(x)  # one pooling for the three attentions (same x)
+        s_bg, s_fg, s_mix = (a.weights(avg, mx) for a in (self.att_bg, self.att_fg, self.att_mix))
+        # A_bg(x) (1 - m) + (L(A_fg(x)) + A_mix(x)) m, with A(x) = x s
+        out = x * torch.lerp(s_bg, s_mix, m)
+        return torch.addcmul(out, self.learn(x * s_fg), m)

@@ -17,7 +17,9 @@ tolerance:
   seed's spread, not by zero.
 
 Rows are matched by their text columns (e.g. ``method`` and ``subset``); a row or a table
-that exists on one side only is a drift too.
+that exists on one side only is a drift too. Wall-clock columns (names starting with
+:data:`TIMING_PREFIX`, e.g. the Table IV analogue's ``time_s@1024``) are not compared: they
+measure the machine and its load, not the study.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .tables import to_markdown
 
 __all__ = [
     "DETERMINISTIC_RTOL",
+    "TIMING_PREFIX",
     "Drift",
     "snapshot",
     "compare",
@@ -43,6 +46,8 @@ __all__ = [
 
 #: relative tolerance of every row that involves no training
 DETERMINISTIC_RTOL = 1e-6
+#: columns whose name starts with this hold wall-clock seconds and are not compared
+TIMING_PREFIX = "time_s"
 #: absolute floor under which two numbers count as equal (e.g. 0 vs 1e-17)
 ATOL = 1e-9
 #: tables whose every row depends on a trained network or an optimisation (checked with the
@@ -159,7 +164,7 @@ def compare(
             model = model_table or is_model_row(a)
             tol = model_rtol if model else DETERMINISTIC_RTOL
             for col in old.columns:
-                if col in text_cols or col not in new.columns:
+                if col in text_cols or col not in new.columns or col.startswith(TIMING_PREFIX):
                     continue
                 x, y = float(a[col]), float(b[col])
                 if math.isnan(x) and math.isnan(y):

@@ -3,12 +3,16 @@
 Notebooks 02 (Tables II/III analogue) and 04 (Table IV analogue) evaluate the same four
 methods -- the input composite, Reinhard, histogram matching and the trained network -- with
 :func:`rharm_lib.evaluate.evaluate_methods`; this module builds the method registry and
-the tables, so that the notebooks only call and plot.
+the tables, so that the notebooks only call and plot. Notebook 04 adds the network in the
+fast full-resolution mode (:func:`rharm_lib.fullres.harmonize_fast`, issue 11) at one or
+more working sizes, and times every method per image.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,12 +20,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import RharmInputError
 from ..evaluate import SampleMethod, evaluate_methods, resolve_method
+from ..inference import Harmonizer
 from . import stats
+from .check import TIMING_PREFIX
 from .sources import highres_composites
 
 __all__ = [
     "BASELINE_LABELS",
+    "TIME_COLUMN",
+    "FastMode",
+    "TimedMethod",
+    "fast_label",
     "study_methods",
     "benchmark_table",
     "seeded_benchmark",
@@ -36,14 +47,85 @@ BASELINE_LABELS = {
 }
 
 
+#: the wall-clock column of the Table IV analogue (``time_s@<size>`` in the wide table):
+#: seconds per image, machine- and load-dependent, so ``rharm study --check`` skips it
+TIME_COLUMN = TIMING_PREFIX
+
+
+class FastMode:
+    """A :class:`~rharm_lib.inference.Harmonizer` in the fast full-resolution mode, as a
+    two-argument method: ``m(composite (H,W,3) uint8, mask (H,W) uint8) -> (H,W,3) uint8``
+    = ``harmonizer.harmonize(composite, mask, mode="fast", working_size=working_size)``.
+
+    The network runs at ``working_size`` (long side) and its colour change is lifted to
+    the image's own resolution (:func:`rharm_lib.fullres.harmonize_fast`); an image no larger
+    than ``working_size`` runs natively (fast = native exactly). ``net`` is the harmonizer's
+    network (so :func:`rharm_lib.evaluate.method_params` counts it).
+    """
+
+    def __init__(self, harmonizer: Harmonizer, working_size: int) -> None:
+        self.harmonizer, self.working_size = harmonizer, int(working_size)
+        self.net = harmonizer.net
+
+    def __call__(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.harmonizer.harmonize(
+            composite, mask, mode="fast", working_size=self.working_size
+        )
+
+
+class TimedMethod(SampleMethod):
+    """A :class:`~rharm_lib.evaluate.SampleMethod` that records the wall-clock seconds of
+    each call in ``seconds`` (the method only: no metric, no file I/O).
+
+    Args:
+        method: a :class:`~rharm_lib.evaluate.SampleMethod`, or a two-argument callable
+            ``(composite, mask) -> pred`` (a :data:`rharm_lib.baselines.BASELINES` entry, a
+            :class:`~rharm_lib.inference.Harmonizer`).
+    """
+
+    def __init__(self, method: SampleMethod | Any) -> None:
+        if not isinstance(method, SampleMethod):
+            if not callable(method):
+                raise RharmInputError(f"a method must be callable, got {type(method).__name__}")
+            name = getattr(method, "__name__", None) or type(method).__name__
+            method = SampleMethod(name, method)
+        super().__init__(method.name, method.fn, method.device, method.info)
+        self.seconds: list[float] = []
+
+    def __call__(self, sample: Mapping[str, Any]) -> np.ndarray:
+        t = time.perf_counter()
+        out = super().__call__(sample)
+        self.seconds.append(time.perf_counter() - t)
+        return out
+
+
+def fast_label(model_label: str, working_size: int) -> str:
+    """The table label of the network in fast mode: ``"<model_label> (fast@<ws>)"``, with
+    a ``" (native)"`` suffix of ``model_label`` dropped first."""
+    base = model_label.removesuffix(" (native)")
+    return f"{base} (fast@{int(working_size)})"
+
+
 def study_methods(
-    checkpoint: str | os.PathLike, device: str, model_label: str = "ours"
+    checkpoint: str | os.PathLike,
+    device: str,
+    model_label: str = "ours",
+    fast_working_sizes: Sequence[int] = (),
 ) -> dict[str, SampleMethod]:
     """The compared methods, label -> :class:`~rharm_lib.evaluate.SampleMethod`: the
     baselines of :data:`BASELINE_LABELS`, then the network of ``checkpoint`` as
-    ``model_label`` (fp32 on ``device``)."""
+    ``model_label`` (fp32 on ``device``, at the image's own resolution), then, for each of
+    ``fast_working_sizes``, the same network in the fast full-resolution mode
+    (:class:`FastMode`) as :func:`fast_label` (result folder ``model_fast<ws>``)."""
     methods = {label: resolve_method(name) for label, name in BASELINE_LABELS.items()}
-    methods[model_label] = resolve_method("checkpoint", checkpoint=str(checkpoint), device=device)
+    model = resolve_method("checkpoint", checkpoint=str(checkpoint), device=device)
+    methods[model_label] = model
+    for ws in fast_working_sizes:
+        if int(ws) < 16:
+            raise RharmInputError(f"fast-mode working size must be >= 16, got {ws}")
+        info = {**model.info, "mode": "fast", "working_size": int(ws)}
+        fast = SampleMethod(f"model_fast{int(ws)}", FastMode(model.fn, ws), model.device, info)
+        methods[fast_label(model_label, ws)] = fast
     return methods
 
 
@@ -133,34 +215,49 @@ def highres_evaluation(
     """The Table IV analogue: every method at each long side, at native resolution.
 
     The composites of ``photos`` are made at each size with
-    :func:`~rharm_lib.study.sources.highres_composites`; methods run at the image's own
-    resolution and metrics are computed there (no resizing to 256). Result folders:
-    ``<results_dir>/eval/highres_<size>_<method>``.
+    :func:`~rharm_lib.study.sources.highres_composites`; methods get the composite at that
+    size (the network in native mode runs on it whole; in fast mode, :class:`FastMode`, at
+    its working size with the change lifted back) and metrics are computed at that size (no
+    resizing to 256). Each method's call is timed (:class:`TimedMethod`; the same process,
+    one image after the other, the first call of a size included). Result folders:
+    ``<results_dir>/eval/highres_<size>_<folder>`` (``model`` for the checkpoint,
+    ``model_fast<ws>`` for its fast mode).
+
+    Args:
+        photos: ``[(name, image (H,W,3) uint8, mask (h,w) uint8)]``
+            (:func:`~rharm_lib.study.sources.highres_photos`).
+        sizes: long sides (pixels).
+        methods: label -> method (:func:`study_methods`), in table order.
+        results_dir: the parent of ``eval/``.
+        seed: the composites' seed.
 
     Returns:
         ``(long, table, examples)``: ``long`` has one row per (method, size) with ``method,
-        size, n, psnr, fmse, mse`` (the ``All`` rows); ``table`` has one row per method
-        (in the order of ``methods``) with ``PSNR@<size>`` then ``fMSE@<size>`` columns;
-        ``examples`` maps each size to its first composite sample.
+        size, n, psnr, fmse, mse`` (the ``All`` rows) and ``time_s`` (median wall-clock
+        seconds per image of the method); ``table`` has one row per method (in the order of
+        ``methods``) with ``PSNR@<size>``, then ``fMSE@<size>``, then ``time_s@<size>``
+        columns; ``examples`` maps each size to its first composite sample.
     """
     frames, examples = [], {}
     for size in sizes:
         samples = highres_composites(photos, size, seed=seed)
         examples[size] = samples[0]
+        timed = {label: TimedMethod(m) for label, m in methods.items()}
         t = evaluate_methods(
             samples,
-            methods,
+            timed,
             Path(results_dir) / "eval",
             prefix=f"highres_{size}_",
             eval_size=None,
             run_at_eval_size=False,
         )
         t = t[t["subset"] == "All"].assign(size=size)
-        frames.append(t[["method", "size", "n", "psnr", "fmse", "mse"]])
+        t[TIME_COLUMN] = [statistics.median(timed[label].seconds) for label in t["method"]]
+        frames.append(t[["method", "size", "n", "psnr", "fmse", "mse", TIME_COLUMN]])
     long = pd.concat(frames, ignore_index=True)
     order = list(methods)
     parts = []
-    for metric, name in (("psnr", "PSNR"), ("fmse", "fMSE")):
+    for metric, name in (("psnr", "PSNR"), ("fmse", "fMSE"), (TIME_COLUMN, TIME_COLUMN)):
         wide = long.pivot(index="method", columns="size", values=metric).reindex(order)
         wide.columns = [f"{name}@{c}" for c in wide.columns]
         parts.append(wide)

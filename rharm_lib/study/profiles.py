@@ -60,6 +60,10 @@ class StudyProfile:
             (``data_root()/highres``) for the Table IV analogue.
         highres_count: number of high-resolution photos used (each one composite).
         highres_sizes: evaluation resolutions of the Table IV analogue.
+        highres_working_sizes: working sizes (long side) of the fast full-resolution mode
+            (:func:`rharm_lib.fullres.harmonize_fast`) compared beside native mode in the
+            Table IV analogue; 512 is ``rharm harmonize``'s default, 256 a cheaper one (at an
+            evaluation size no larger than the working size, fast mode is native mode).
         real_per_source: real composites shown per source (``lalonde_``, ``dih_`` ...).
         grid_images: rows of the qualitative grids (Fig. 4 style).
         feature_images: images of the Fig. 10 feature-map figure.
@@ -112,11 +116,13 @@ class StudyProfile:
     diagnose: tuple[int, int, int] = (4, 64, 15)
     ship_weights: bool = False
     ablation: AblationScale | None = None
+    highres_working_sizes: tuple[int, ...] = (256, 512)
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["highres_sizes"] = list(self.highres_sizes)
+        d["highres_working_sizes"] = list(self.highres_working_sizes)
         d["seeds"] = list(self.seeds)
         d["diagnose"] = list(self.diagnose)
         return d
