@@ -55,6 +55,7 @@ from ..losses import DEFAULT_READING, READINGS
 from ..outputs import RunLockedError
 from ..train import TrainConfig, get_config, train
 from . import stats
+from .outputs import runs_root
 from .sources import config_run_dir, train_source
 
 __all__ = [
@@ -145,17 +146,23 @@ FAMILIES: dict[str, tuple[Variant, ...]] = {
         Variant("adain", "AdaIN", (("fusion", "adain"),), _NO_HCL),
         Variant("rain", "RAIN", (("fusion", "rain"),), _NO_HCL),
         dataclasses.replace(_ROW3, key="sf", label="style fusion (eq. 4, text)"),
-        Variant("sf_literal", "style fusion (eq. 4, literal)", (("fusion", "sf_literal"),), _NO_HCL),
+        Variant(
+            "sf_literal", "style fusion (eq. 4, literal)", (("fusion", "sf_literal"),), _NO_HCL
+        ),
     ),
     "readings": (
         dataclasses.replace(_ROW3, key="no_hcl", label="no L_HCL"),
         *(
-            Variant(name, f"L_HCL: {name}", (), () if name == DEFAULT_READING else (("reading", name),))
+            Variant(
+                name, f"L_HCL: {name}", (), () if name == DEFAULT_READING else (("reading", name),)
+            )
             for name in (DEFAULT_READING, *sorted(set(READINGS) - {DEFAULT_READING}))
         ),
     ),
     "patches": tuple(
-        Variant(f"k{k}", f"K = {k}", (), () if k == 256 else (("k", k),), f"VII-{k}" if k != 64 else "")
+        Variant(
+            f"k{k}", f"K = {k}", (), () if k == 256 else (("k", k),), f"VII-{k}" if k != 64 else ""
+        )
         for k in (64, 128, 256, 512, 1024)
     ),
 }
@@ -163,7 +170,9 @@ FAMILIES: dict[str, tuple[Variant, ...]] = {
 
 def _family(name: str) -> tuple[Variant, ...]:
     if name not in FAMILIES:
-        raise RharmInputError(f"unknown ablation family {name!r}; expected one of {sorted(FAMILIES)}")
+        raise RharmInputError(
+            f"unknown ablation family {name!r}; expected one of {sorted(FAMILIES)}"
+        )
     return FAMILIES[name]
 
 
@@ -202,9 +211,14 @@ def variant_config(profile, variant: Variant, seed: int) -> TrainConfig:
 
 
 def ablation_run_dir(profile, variant: Variant, seed: int) -> Path:
-    """``<repo>/runs/ablate-<profile>-<hash of the config and data kind>``."""
+    """``<runs_root()>/ablate-<profile>-<hash of the config and data kind>``
+    (:func:`rharm_lib.study.outputs.runs_root` of the profile: the repository's ``runs/``
+    by default)."""
     return config_run_dir(
-        variant_config(profile, variant, seed), profile.train_source, f"ablate-{profile.name}"
+        variant_config(profile, variant, seed),
+        profile.train_source,
+        f"ablate-{profile.name}",
+        runs_root(profile.reduced),
     )
 
 
@@ -251,7 +265,15 @@ def run_family(
                 status = "busy"
                 log(f"skipped: {exc}")
             log(f"{family} / {v.label} / seed {seed}: {status} ({run.name})")
-            rows.append({"family": family, "variant": v.key, "seed": seed, "run": str(run), "status": status})
+            rows.append(
+                {
+                    "family": family,
+                    "variant": v.key,
+                    "seed": seed,
+                    "run": str(run),
+                    "status": status,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -386,7 +408,9 @@ def family_tests(
         if a not in folders or b not in folders:
             continue
         pa, pb = stats.per_image(folders[a]), stats.per_image(folders[b])
-        t = stats.paired_comparison(pa, pb, variants[a].label, variants[b].label, metrics, subsets=[])
+        t = stats.paired_comparison(
+            pa, pb, variants[a].label, variants[b].label, metrics, subsets=[]
+        )
         rows.append(t.assign(seeds_a=len(folders[a]), seeds_b=len(folders[b]), key_a=a, key_b=b))
     if not rows:
         return pd.DataFrame()
@@ -420,7 +444,9 @@ def verdicts(tests: pd.DataFrame, metric: str = "fmse", alpha: float = 0.05) -> 
         a_side = r["ci_lo"] > 0 if up else r["ci_hi"] < 0
         b_side = r["ci_hi"] < 0 if up else r["ci_lo"] > 0
         sig = bool(np.isfinite(r["p_holm"]) and r["p_holm"] < alpha)
-        verdict = "supported" if a_side and sig else "contradicted" if b_side and sig else "inconclusive"
+        verdict = (
+            "supported" if a_side and sig else "contradicted" if b_side and sig else "inconclusive"
+        )
         rel = r["diff"] / r["mean_b"] if r["mean_b"] else float("nan")
         sentence = (
             f"{r['a']} vs {r['b']}: {metric} {r['mean_a']:.4g} vs {r['mean_b']:.4g}, "
@@ -431,7 +457,20 @@ def verdicts(tests: pd.DataFrame, metric: str = "fmse", alpha: float = 0.05) -> 
         )
         rows.append(
             {
-                **{k: r[k] for k in ("a", "b", "metric", "diff", "ci_lo", "ci_hi", "p_holm", "seeds_a", "seeds_b")},
+                **{
+                    k: r[k]
+                    for k in (
+                        "a",
+                        "b",
+                        "metric",
+                        "diff",
+                        "ci_lo",
+                        "ci_hi",
+                        "p_holm",
+                        "seeds_a",
+                        "seeds_b",
+                    )
+                },
                 "verdict": verdict,
                 "sentence": sentence,
             }
@@ -446,7 +485,13 @@ def suite_status(profile) -> pd.DataFrame:
     for fam in FAMILIES:
         for _, r in find_runs(profile, fam).iterrows():
             rec = seen.setdefault(
-                r["run"], {"families": [], "seed": r["seed"], "run": r["run"].name, "finished": r["finished"]}
+                r["run"],
+                {
+                    "families": [],
+                    "seed": r["seed"],
+                    "run": r["run"].name,
+                    "finished": r["finished"],
+                },
             )
             rec["families"].append(f"{fam}:{r['variant']}")
     rows = []
