@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -113,6 +116,15 @@ def _repo_state(profile: str) -> dict:
     return {"files": files, "runs": run_dirs, "weights": _sha256(shipped_weights_path())}
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the kernels)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _run_reduced(profile: str, tmp_path: Path, monkeypatch, capsys) -> tuple[Path, float]:
     """``rharm study --profile P --reduced --quiet`` with ``$RHARM_STUDY_ROOT`` = a temporary
     root; returns (root, wall seconds) after checking the repository was not touched."""
@@ -120,13 +132,12 @@ def _run_reduced(profile: str, tmp_path: Path, monkeypatch, capsys) -> tuple[Pat
     monkeypatch.setenv(ROOT_ENV, str(root))
     monkeypatch.delenv(REDUCED_ENV, raising=False)
     before = _repo_state(profile)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     rc = main(["study", "--profile", profile, "--reduced", "--quiet"])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     err = capsys.readouterr().err
+    print(f"reduced {profile} study: {wall:.1f} s wall, {cpu:.1f} s CPU")  # shown with -rP
     assert rc == 0, err[-3000:]
-    import os
-
     assert REDUCED_ENV not in os.environ  # --reduced is scoped to the command
     assert _repo_state(profile) == before, "a reduced run wrote into the repository"
     return root, wall
@@ -157,12 +168,19 @@ def _check_outputs(root: Path, profile: str) -> dict:
     return prov
 
 
+def _free(root: Path) -> None:
+    """Remove the runs' checkpoints (16 of the paper network with its optimiser state are
+    ~5.7 GB; pytest keeps its last three temporary folders)."""
+    for ckpt in (root / "runs").glob("*/checkpoints"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_reduced_study_ci(tmp_path, monkeypatch, capsys):
-    root, wall = _run_reduced("ci", tmp_path, monkeypatch, capsys)
+    root, _ = _run_reduced("ci", tmp_path, monkeypatch, capsys)
     prov = _check_outputs(root, "ci")
     assert prov["profile"]["train_config"] == "ci" and prov["profile"]["benchmark"] == "builtin"
-    print(f"reduced ci study: {wall:.1f} s")
+    _free(root)
 
 
 @needs_data
@@ -170,7 +188,7 @@ def test_reduced_study_ci(tmp_path, monkeypatch, capsys):
 def test_reduced_study_cpu(tmp_path, monkeypatch, capsys):
     """The cpu profile: two seeds pooled, the lalonde subset, and shipped weights that go
     under the run's root, never over the package's file."""
-    root, wall = _run_reduced("cpu", tmp_path, monkeypatch, capsys)
+    root, _ = _run_reduced("cpu", tmp_path, monkeypatch, capsys)
     prov = _check_outputs(root, "cpu")
     assert prov["profile"]["train_config"] == "cpu" and prov["profile"]["seeds"] == [0, 1]
     assert prov["profile"]["benchmark"] == "lalonde-subset"
@@ -182,7 +200,7 @@ def test_reduced_study_cpu(tmp_path, monkeypatch, capsys):
     assert sum(p.numel() for p in h.net.parameters()) > 1e6
     table = (root / "results" / "cpu" / "table2_3_benchmark.csv").read_text()
     assert "seed 1" in table  # both seeds trained and pooled
-    print(f"reduced cpu study: {wall:.1f} s")
+    _free(root)
 
 
 @needs_data
@@ -190,7 +208,7 @@ def test_reduced_study_cpu(tmp_path, monkeypatch, capsys):
 def test_reduced_study_gpu(tmp_path, monkeypatch, capsys):
     """The gpu profile's code on the CPU: the paper network (29.6 M parameters) trained,
     evaluated, ablated and inspected at a tiny size."""
-    root, wall = _run_reduced("gpu", tmp_path, monkeypatch, capsys)
+    root, _ = _run_reduced("gpu", tmp_path, monkeypatch, capsys)
     prov = _check_outputs(root, "gpu")
     assert prov["profile"]["train_config"] == "paper"
     assert prov["profile"]["ablation"]["train_config"] == "paper"
@@ -200,7 +218,7 @@ def test_reduced_study_gpu(tmp_path, monkeypatch, capsys):
         r.split(",")[head.index("method")]: r.split(",")[head.index("params_M")] for r in table[1:]
     }
     assert any(float(v) > 29 for k, v in params.items() if k.startswith("ours")), params
-    print(f"reduced gpu study: {wall:.1f} s")
+    _free(root)
 
 
 def test_reduced_profiles():
