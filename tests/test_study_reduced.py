@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from rharm_lib.cli import main
 from rharm_lib.errors import RharmInputError
@@ -199,6 +200,8 @@ def test_reduced_study_cpu(tmp_path, monkeypatch, capsys):
 
     h = Harmonizer.from_checkpoint(shipped, "cpu")  # a working weights file
     assert sum(p.numel() for p in h.net.parameters()) > 1e6
+    meta = torch.load(shipped, map_location="cpu", weights_only=False)
+    assert meta["step"] == 2 and "lalonde-subset" in meta["shipped"]["benchmark"]
     table = pd.read_csv(root / "results" / "cpu" / "table2_3_benchmark.csv")
     assert {"ours (cpu config) seed 0", "ours (cpu config) seed 1"} <= set(table["method"])
     _free(root)
