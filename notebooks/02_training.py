@@ -111,7 +111,8 @@ table[table["subset"] == "All"][[c for c in cols if c in table]]
 
 # %% [markdown]
 # The `cpu` profile ships its first seed's model with the package (`rharm harmonize` without
-# `--checkpoint`, `rharm evaluate --method shipped`), with its All-row metrics stored inside.
+# `--checkpoint`, `rharm evaluate --method shipped`), with its All-row metrics stored inside
+# (a reduced run writes the file under its own root instead: `sources.shipped_weights_target`).
 
 # %%
 if P.ship_weights:
@@ -120,7 +121,7 @@ if P.ship_weights:
     first = table[(table["method"] == f"{model_label} seed {P.seeds[0]}") & (table["subset"] == "All")].iloc[0]
     shipped = weights.export_weights(
         result.checkpoint,
-        weights.shipped_weights_path(),
+        sources.shipped_weights_target(P),  # a reduced run writes under its own root
         {m: first[m] for m in ("mse", "psnr", "fmse", "ssim", "fssim")},
         f"{P.benchmark} test benchmark, version {sources.benchmark_version(P.benchmark)}",
     )

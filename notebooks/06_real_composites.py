@@ -44,7 +44,7 @@ methods = {
 }
 
 # %%
-groups, note = sources.real_composites(P.real_per_source)
+groups, note = sources.real_composites(P.real_per_source, long_side=P.real_long_side)
 print(note)
 if not groups:  # fall back to the benchmark's composites
     bench = sources.benchmark_dataset(P.benchmark)

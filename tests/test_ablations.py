@@ -19,7 +19,7 @@ from rharm_lib.errors import RharmInputError
 from rharm_lib.losses import READINGS, LossConfig
 from rharm_lib.outputs import RunLock, RunLockedError
 from rharm_lib.study import ablations as A
-from rharm_lib.study import sources
+from rharm_lib.study.outputs import ROOT_ENV
 from rharm_lib.study.profiles import PROFILES
 from rharm_lib.train import config_to_dict
 
@@ -118,7 +118,7 @@ def _per_image(rng, shift: float) -> pd.DataFrame:
 @pytest.fixture
 def fake_suite(tmp_path, monkeypatch, rng):
     """Finished table6 runs for seeds 0 and 1 (row1 worst ... row4 best) under tmp_path."""
-    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))  # runs_root() = tmp_path/runs
     frames = {}
     for seed in (0, 1):
         for i, v in enumerate(A.FAMILIES["table6"]):
@@ -188,7 +188,7 @@ def test_curves_and_status(fake_suite):
 
 
 def test_run_family_skips_a_run_held_by_another_process(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))  # runs_root() = tmp_path/runs
     held = A.ablation_run_dir(CI, A.FAMILIES["table6"][1], 0)
     calls = []
 

@@ -1,4 +1,4 @@
-"""``rharm study --profile P [--only NN[,NN]] [--check]``: run the study's notebooks.
+"""``rharm study --profile P [--only NN[,NN]] [--check] [--reduced]``: run the study's notebooks.
 
 Exit status: 0 when every notebook ran (and, with ``--check``, every regenerated table
 agrees with the committed one), 1 when a notebook failed (the message names the notebook,
@@ -10,11 +10,12 @@ user error (unknown profile or notebook, a GPU profile without a GPU).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from ..paths import REPO_ROOT
+from ..errors import RharmInputError
 from ..study import check
-from ..study.outputs import output_dirs
+from ..study.outputs import REDUCED_ENV, output_dirs, study_root
 from ..study.profiles import PROFILES, get_profile
 from ..study.runner import StudyFailure, run_study
 from ..study.sources import train_study_run
@@ -48,6 +49,13 @@ def register(subparsers) -> None:
         "seed, then exit; notebook 02 reuses it (repeatable; for background runs)",
     )
     p.add_argument(
+        "--reduced",
+        action="store_true",
+        help="the profile's reduced variant (its code paths at a few steps on the CPU; the "
+        "numbers mean nothing), written under $RHARM_STUDY_ROOT or runs/reduced/, never into "
+        "results/ or figures/ (same as RHARM_STUDY_REDUCED=1)",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="compare every regenerated table with the committed one; exit 1 with a table of "
@@ -58,16 +66,36 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.reduced:
+        return _run(args)
+    # --reduced = RHARM_STUDY_REDUCED=1 for this command, so that get_profile, runs_root()
+    # and the kernels agree; restored afterwards (main() may be called in-process)
+    saved = os.environ.get(REDUCED_ENV)
+    os.environ[REDUCED_ENV] = "1"
+    try:
+        return _run(args)
+    finally:
+        if saved is None:
+            os.environ.pop(REDUCED_ENV, None)
+        else:
+            os.environ[REDUCED_ENV] = saved
+
+
+def _run(args: argparse.Namespace) -> int:
 
     only = [x for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     profile = get_profile(args.profile)
+    if args.check and profile.reduced:
+        raise RharmInputError(
+            "--check compares with the committed tables; a reduced run has none to compare with"
+        )
     if args.train_seed:
         for seed in args.train_seed:
             summary = train_study_run(profile, seed, device=profile.device, progress=None)
             log(f"rharm study [{profile.name}]: seed {seed} trained: {summary.checkpoint}")
         return 0
-    results_dir = output_dirs(profile.name, REPO_ROOT)[1]
+    results_dir = output_dirs(profile.name, study_root(profile.reduced))[1]
     before = check.snapshot(results_dir) if args.check else None
     try:
         run_study(profile, only=only, stream=not args.quiet, log=log)

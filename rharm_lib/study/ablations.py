@@ -55,6 +55,7 @@ from ..losses import DEFAULT_READING, READINGS
 from ..outputs import RunLockedError
 from ..train import TrainConfig, get_config, train
 from . import stats
+from .outputs import runs_root
 from .sources import config_run_dir, train_source
 
 __all__ = [
@@ -211,9 +212,14 @@ def variant_config(profile, variant: Variant, seed: int) -> TrainConfig:
 
 
 def ablation_run_dir(profile, variant: Variant, seed: int) -> Path:
-    """``<repo>/runs/ablate-<profile>-<hash of the config and data kind>``."""
+    """``<runs_root()>/ablate-<profile>-<hash of the config and data kind>``
+    (:func:`rharm_lib.study.outputs.runs_root` of the profile: the repository's ``runs/``
+    by default)."""
     return config_run_dir(
-        variant_config(profile, variant, seed), profile.train_source, f"ablate-{profile.name}"
+        variant_config(profile, variant, seed),
+        profile.train_source,
+        f"ablate-{profile.name}",
+        runs_root(profile.reduced),
     )
 
 

@@ -14,6 +14,15 @@ Profiles (the registry :data:`PROFILES`):
   evaluated on the lalonde test benchmark; sized for at most 9 minutes on one H100/H200.
   That time is an *estimate* from the training engine's stated throughput, not a
   measurement (no GPU was lent to the session that wrote it).
+
+Every profile has a *reduced* variant, :func:`reduced` (``get_profile(name, reduced=True)``,
+or ``$RHARM_STUDY_REDUCED=1`` in the environment, which is how the kernels of
+``rharm study --reduced`` see it): the same notebooks and library code paths -- the same
+model config, training and ablation code, data kinds, table and figure writers -- on the
+CPU at a few training steps and a handful of images, so that the test suite runs every
+profile's notebooks (``tests/test_study_reduced.py``) and a GPU user is never the first to
+run the ``gpu`` profile's code. Its numbers mean nothing, and it writes outside the
+repository's ``results/``, ``figures/`` and ``runs/`` (:mod:`rharm_lib.study.outputs`).
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ from dataclasses import dataclass
 
 from ..errors import RharmInputError
 from .ablations import AblationScale
+from .outputs import reduced_requested
+from .sources import REDUCED_SOURCES
 
-__all__ = ["StudyProfile", "PROFILES", "get_profile"]
+__all__ = ["StudyProfile", "PROFILES", "get_profile", "reduced"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class StudyProfile:
             Table IV analogue; 512 is ``rharm harmonize``'s default, 256 a cheaper one (at an
             evaluation size no larger than the working size, fast mode is native mode).
         real_per_source: real composites shown per source (``lalonde_``, ``dih_`` ...).
+        real_long_side: long side larger real composites are resized to before the
+            methods run (``None``: each at its own resolution, up to 1024 px).
         grid_images: rows of the qualitative grids (Fig. 4 style).
         feature_images: images of the Fig. 10 feature-map figure.
         inspector_k: default K of the patch inspector.
@@ -84,6 +97,10 @@ class StudyProfile:
         check_rtol: relative tolerance of trained-model rows in ``rharm study --check``,
             derived from the measured seed-to-seed spread of this profile (``docs/study.md``);
             rows without training are always checked to 1e-6.
+        compile: ``torch.compile`` of notebook 02's training (``None``: the training
+            config's own setting).
+        reduced: a reduced run of the profile of the same name (:func:`reduced`): code
+            paths only, the numbers mean nothing.
     """
 
     name: str
@@ -117,6 +134,9 @@ class StudyProfile:
     ship_weights: bool = False
     ablation: AblationScale | None = None
     highres_working_sizes: tuple[int, ...] = (256, 512)
+    compile: bool | None = None
+    real_long_side: int | None = None
+    reduced: bool = False
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict (tuples become lists)."""
@@ -283,11 +303,105 @@ PROFILES: dict[str, StudyProfile] = {
 }
 
 
-def get_profile(name: str) -> StudyProfile:
-    """The profile called ``name``; :class:`RharmInputError` listing the known ones."""
+#: wall-time budget of a reduced study of any profile on 2 idle CPU cores: an ESTIMATE
+#: from the reduced ci study's 89 s of CPU time (docs/study.md, "Reduced runs"; the
+#: machine was never idle while it was measured, and the paper network of the gpu
+#: profile costs more)
+REDUCED_MINUTES = 2.0
+
+
+def reduced(profile: StudyProfile) -> StudyProfile:
+    """The reduced variant of ``profile``: its code paths at a few steps on the CPU.
+
+    What stays: the name (outputs go to ``figures/<name>``, ``results/<name>`` under the
+    reduced run's root), the training and ablation configs (the ``gpu`` profile's
+    ``paper`` network, 29.6 M parameters, included), the kinds of data source, the number
+    of seeds up to two (so the cross-seed statistics run), shipping weights (to a file under
+    the run's root, never the package's: :func:`rharm_lib.study.sources.shipped_weights_target`).
+
+    What shrinks (decided for speed; ``docs/study.md``, "Reduced runs"): CPU with one torch
+    thread; the lalonde photos become the ``lalonde-subset`` kind (the first 16 training
+    and 4 test photos, :data:`rharm_lib.study.sources.SUBSET_PHOTOS`: the full lalonde
+    benchmark takes minutes to build on a fresh machine); 2 training steps of batch 2 on
+    32² crops of 40² photos, evaluated after each step on 4 benchmark composites at 64²;
+    8 composites in the Table II/III analogue; 2 high-resolution photos at long sides 64
+    and 96; one real composite per source, at most 128 px on its long side (the paper
+    network at 1024 px takes tens of seconds per image on one core); 2 grid rows, 1
+    feature-map image, K = 4 in the inspector; a 2-image, 2-step loss diagnosis; every
+    ablation run (all 15) at 1 step of one seed; no ``torch.compile`` (compiling takes
+    longer than the whole reduced run; the real ``cpu`` runs exercise it). Reducing a
+    reduced profile returns it unchanged.
+    """
+    if profile.reduced:
+        return profile
+    abl = profile.ablation
+    small_abl = None
+    if abl is not None:
+        small_abl = AblationScale(
+            train_config=abl.train_config,
+            steps=1,
+            photo_size=40,
+            crop_size=32,
+            eval_every=1,
+            eval_images=4,
+            seeds=abl.seeds[:1],
+            k_seeds=abl.k_seeds[:1],
+            lr=abl.lr,
+            compile=False,
+            smoke=True,
+            train_in_notebook=True,
+        )
+    return dataclasses.replace(
+        profile,
+        device="cpu",
+        torch_threads=1,
+        train_source=REDUCED_SOURCES[profile.train_source],
+        benchmark=REDUCED_SOURCES[profile.benchmark],
+        train_steps=2,
+        batch_size=2,
+        photo_size=40,
+        crop_size=32,
+        eval_every=1,
+        train_eval_images=4,
+        eval_size=64,
+        max_eval_images=8,
+        highres_count=min(2, profile.highres_count),
+        highres_sizes=(64, 96),
+        real_per_source=1,
+        real_long_side=128,
+        grid_images=2,
+        feature_images=1,
+        inspector_k=4,
+        estimated_minutes=REDUCED_MINUTES,
+        measured=False,
+        note=f"REDUCED run of the {profile.name} profile (the test suite's check of its code "
+        "paths: a few steps on the CPU); the numbers mean nothing",
+        seeds=profile.seeds[:2],
+        diagnose=(2, 32, 2),
+        compile=False,
+        ablation=small_abl,
+        reduced=True,
+    )
+
+
+def get_profile(name: str, reduced: bool | None = None) -> StudyProfile:
+    """The profile called ``name``; :class:`RharmInputError` listing the known ones.
+
+    Args:
+        name: a key of :data:`PROFILES`.
+        reduced: return its reduced variant (:func:`reduced`); default
+            ``$RHARM_STUDY_REDUCED`` (:func:`rharm_lib.study.outputs.reduced_requested`),
+            which is how the kernels of a reduced study see it.
+    """
     try:
-        return PROFILES[name]
+        profile = PROFILES[name]
     except KeyError:
         raise RharmInputError(
             f"unknown study profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
         ) from None
+    if reduced_requested() if reduced is None else reduced:
+        return _reduce(profile)
+    return profile
+
+
+_reduce = reduced

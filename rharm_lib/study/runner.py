@@ -6,9 +6,11 @@ notebook, in the order of its two-digit number, the runner
 
 1. converts the ``.py`` file to a notebook in memory (jupytext) and checks it has exactly
    one cell tagged ``parameters``;
-2. executes it with papermill on the kernel ``python3`` with the repository root as the
-   working directory, injecting the parameters of :func:`notebook_parameters` (profile,
-   seed, device, output folders);
+2. executes it with papermill on the kernel ``python3`` with the study's root (the
+   repository root by default; :func:`rharm_lib.study.outputs.study_root`) as the working
+   directory, injecting the parameters of :func:`notebook_parameters` (profile, seed,
+   device) and passing the root (``$RHARM_STUDY_ROOT``) and whether the profile is
+   reduced (``$RHARM_STUDY_REDUCED``) in the kernel's environment;
 3. writes the executed copy to ``results/<profile>/executed/<NN_name>.ipynb`` (through a
    temporary file and an atomic rename), or, on failure, to
    ``<NN_name>.failed.ipynb`` and stops, raising :class:`StudyFailure`, whose message names
@@ -40,7 +42,7 @@ from ..errors import RharmInputError
 from ..outputs import RunLock
 from ..paths import REPO_ROOT
 from ..provenance import portable_paths, provenance, write_json_atomic
-from .outputs import ROOT_ENV, output_dirs
+from .outputs import REDUCED_ENV, ROOT_ENV, output_dirs, study_root
 from .profiles import StudyProfile
 
 __all__ = [
@@ -326,11 +328,15 @@ def run_study(
     """Run the study's notebooks for ``profile``; return the provenance record it wrote.
 
     Args:
-        profile: the study profile.
+        profile: the study profile (a reduced one, :func:`rharm_lib.study.profiles.reduced`,
+            is passed on to the kernels as ``$RHARM_STUDY_REDUCED=1``).
         only: notebook numbers or stems to run (``None`` = all, in order).
-        notebooks_dir: default ``<root>/notebooks``.
-        root: the working directory of the kernels and the base of ``figures/`` and
-            ``results/``; default the repository root.
+        notebooks_dir: default the repository's ``notebooks/``.
+        root: the working directory of the kernels and the base of ``figures/``,
+            ``results/`` and ``runs/`` (passed on as ``$RHARM_STUDY_ROOT``); default
+            :func:`rharm_lib.study.outputs.study_root` (the repository root, or
+            ``<repo>/runs/reduced`` for a reduced profile, unless ``$RHARM_STUDY_ROOT``
+            says otherwise).
         kernel_name: the Jupyter kernel.
         stream: echo the notebooks' outputs.
         log: where the runner's one-line progress messages go.
@@ -346,8 +352,8 @@ def run_study(
             same results folder (:class:`rharm_lib.outputs.RunLock`; its PID is named).
     """
     device = resolve_device(profile.device)
-    root = Path(root) if root is not None else REPO_ROOT
-    nb_dir = Path(notebooks_dir) if notebooks_dir is not None else root / "notebooks"
+    root = Path(root) if root is not None else study_root(profile.reduced)
+    nb_dir = Path(notebooks_dir) if notebooks_dir is not None else REPO_ROOT / "notebooks"
     notebooks = select_notebooks(discover_notebooks(nb_dir), only)
     if not notebooks:
         raise RharmInputError(f"no notebooks NN_name.py in {nb_dir}")
@@ -358,7 +364,11 @@ def run_study(
     # one study per results folder at a time (two would interleave their tables)
     with RunLock(results_dir, what=f"rharm study --profile {profile.name}: results folder"):
         executed_dir = results_dir / "executed"
-        env = {"RHARM_STUDY_PROFILE": profile.name, ROOT_ENV: str(root)}
+        env = {
+            "RHARM_STUDY_PROFILE": profile.name,
+            ROOT_ENV: str(root),
+            REDUCED_ENV: "1" if profile.reduced else "0",  # get_profile in the kernels
+        }
         runs: list[NotebookRun] = []
         t0 = time.perf_counter()
         failure: StudyFailure | None = None

@@ -18,6 +18,14 @@ Decisions:
   :data:`MASK_LONG_SIDE` pixels (object-like regions do not need more detail) and resized
   with the mask rule. In ``ci`` the photos are the built-in test photos (square, upsampled:
   a smoke test of the path, not a high-resolution result) with their committed masks.
+- *The ``lalonde-subset`` kind* (reduced runs, :func:`rharm_lib.study.profiles.reduced`):
+  a lalonde-layout folder holding copies of the first :data:`SUBSET_PHOTOS` photos of the
+  lalonde train and test lists, written once into ``cache_root()/subsets`` by
+  :func:`lalonde_subset`. Training, the benchmark (built from its test split like the full
+  one, cached by its path) and the diagnosis then read it through the very code that reads
+  the full lalonde folder, in seconds instead of minutes: the full lalonde benchmark takes
+  minutes to build on a fresh machine and the training photos' rule masks are computed
+  per photo size.
 - *Real composites*: grouped by their name's prefix before the first ``_`` (``lalonde``,
   ``dih``, ``libcom``, ``inr``), the first ``per_source`` in name order. When the folder is
   absent the study falls back to the benchmark's composites and says so.
@@ -27,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,19 +47,27 @@ import torch
 from ..data.benchmark import BENCHMARK_VERSION
 from ..data.ihd import IHDDataset
 from ..data.imageio import load_rgb, resize_mask, resize_rgb
-from ..data.photos import load_photos
+from ..data.photos import load_photos, read_lalonde
 from ..data.real import RealCompositeDataset
 from ..data.regions import region_mask
 from ..data.resolve import resolve_data
 from ..data.synth import FAMILIES, synthesize
 from ..errors import RharmInputError
-from ..paths import REPO_ROOT, data_root
+from ..outputs import tmp_sibling
+from ..paths import cache_root, data_root
 from ..seed import make_generator
 from ..train import config_to_dict, get_config, train
 from ..train.sources import eval_dataset
+from ..weights import shipped_weights_path
+from .outputs import runs_root
 
 __all__ = [
     "MASK_LONG_SIDE",
+    "SOURCE_KINDS",
+    "REDUCED_SOURCES",
+    "SUBSET_PHOTOS",
+    "lalonde_subset",
+    "shipped_weights_target",
     "benchmark_dataset",
     "benchmark_version",
     "study_train_config",
@@ -68,15 +86,104 @@ __all__ = [
 #: long side at which the high-resolution photos' region masks are computed
 MASK_LONG_SIDE = 512
 
+#: the kinds of a profile's ``train_source`` and ``benchmark``
+SOURCE_KINDS = ("builtin", "lalonde", "lalonde-subset")
+
+#: kind of a profile -> kind of its reduced variant (:func:`rharm_lib.study.profiles.reduced`)
+REDUCED_SOURCES = {
+    "builtin": "builtin",
+    "lalonde": "lalonde-subset",
+    "lalonde-subset": "lalonde-subset",
+}
+
+#: ``(train, test)``: photos of the ``lalonde-subset`` kind, the first of each split list
+#: (16 photos = 8 batches of 2; 4 test photos = 16 benchmark composites, 4 per family)
+SUBSET_PHOTOS = (16, 4)
+
+
+def _check_kind(kind: str, what: str) -> None:
+    if kind not in SOURCE_KINDS:
+        raise RharmInputError(
+            f"unknown {what} {kind!r}; expected one of {', '.join(repr(k) for k in SOURCE_KINDS)}"
+        )
+
+
+def lalonde_subset(
+    source: str | os.PathLike, train: int, test: int, out: str | os.PathLike | None = None
+) -> Path:
+    """A lalonde-layout folder with the first ``train`` / ``test`` photos of ``source``'s
+    split lists (images and masks copied; ``train.txt``, ``test.txt``, ``index.csv``).
+
+    Written once (into a temporary sibling, then renamed) and reused.
+
+    Args:
+        source: a lalonde-layout folder (``images/``, ``masks/``, ``train.txt``, ``test.txt``).
+        train, test: photos taken from the head of each list (at least 1 each).
+        out: default ``cache_root()/subsets/lalonde-<train>-<test>-<hash>``, the hash
+            (12 hex digits) of the source's resolved path and the chosen ids.
+
+    Returns:
+        the folder.
+    """
+    src = Path(source)
+    if train < 1 or test < 1:
+        raise RharmInputError(f"a lalonde subset needs >= 1 photo per split, got {train}/{test}")
+    ids = {split: read_lalonde(src, split)[:n] for split, n in (("train", train), ("test", test))}
+    key = json.dumps({"source": src.resolve().as_posix(), "ids": ids}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    dest = (
+        Path(out)
+        if out is not None
+        else cache_root() / "subsets" / f"lalonde-{train}-{test}-{digest}"
+    )
+    if (dest / "index.csv").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "masks").mkdir()
+    for split, names in ids.items():
+        for name in names:
+            shutil.copyfile(src / "images" / f"{name}.jpg", tmp / "images" / f"{name}.jpg")
+            shutil.copyfile(src / "masks" / f"{name}.png", tmp / "masks" / f"{name}.png")
+        (tmp / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
+    # the source's index rows of the chosen ids (all its columns), else id and split only
+    chosen = {n: split for split, names in ids.items() for n in names}
+    index = src / "index.csv"
+    if index.is_file():
+        head, *rows = index.read_text().splitlines()
+        rows = [r for r in rows if r.split(",", 1)[0] in chosen]
+    else:
+        head, rows = "id,split", [f"{n},{split}" for n, split in chosen.items()]
+    (tmp / "index.csv").write_text("\n".join([head, *rows]) + "\n")
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (dest / "index.csv").is_file():  # not another process finishing it first
+            raise
+    return dest
+
+
+def shipped_weights_target(profile) -> Path:
+    """Where notebook 02 writes a ``ship_weights`` profile's weights: the package's
+    shipped file (:func:`rharm_lib.weights.shipped_weights_path`), or, for a reduced run,
+    ``<runs_root()>/shipped/<the same name>`` (a reduced run never replaces the shipped
+    weights)."""
+    shipped = shipped_weights_path()
+    return runs_root(True) / "shipped" / shipped.name if profile.reduced else shipped
+
 
 def benchmark_dataset(kind: str, limit: int | None = None) -> IHDDataset:
     """The profile's fixed test benchmark, the one the training engine evaluates on.
 
     Args:
-        kind: ``"builtin"`` (:func:`~rharm_lib.data.benchmark.ensure_builtin_benchmark`) or
+        kind: ``"builtin"`` (:func:`~rharm_lib.data.benchmark.ensure_builtin_benchmark`),
             ``"lalonde"`` (the lalonde test split of ``data_root()/lalonde`` made into a
             benchmark with seed 0, written once into the cache by
-            :func:`rharm_lib.train.sources.eval_dataset`).
+            :func:`rharm_lib.train.sources.eval_dataset`) or ``"lalonde-subset"`` (the
+            same from the test photos of :func:`lalonde_subset`).
         limit: keep ``limit`` samples spread evenly over the list (``None`` = all).
 
     Returns:
@@ -84,8 +191,7 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> IHDDataset:
         index, ``.items`` for the file records).
     """
 
-    if kind not in ("builtin", "lalonde"):
-        raise RharmInputError(f"unknown benchmark {kind!r}; expected 'builtin' or 'lalonde'")
+    _check_kind(kind, "benchmark")
     ds, _ = eval_dataset(resolve_data(train_source(kind)))
     if limit is None or limit >= len(ds):
         return ds
@@ -96,8 +202,7 @@ def benchmark_dataset(kind: str, limit: int | None = None) -> IHDDataset:
 def benchmark_version(kind: str) -> int:
     """The sampler version of the profile's benchmark (``BENCHMARK_VERSION`` of
     :mod:`rharm_lib.data.benchmark`; a changed sampler builds, caches and names a new one)."""
-    if kind not in ("builtin", "lalonde"):
-        raise RharmInputError(f"unknown benchmark {kind!r}; expected 'builtin' or 'lalonde'")
+    _check_kind(kind, "benchmark")
     return BENCHMARK_VERSION
 
 
@@ -105,7 +210,8 @@ def study_train_config(profile, seed: int | None = None):
     """The :class:`~rharm_lib.train.TrainConfig` of a profile's training notebook.
 
     The profile's training config (``ci``/``cpu``/``paper``) with its steps, batch size,
-    sizes, evaluation interval and size, and ``seed`` (default: the profile's first seed).
+    sizes, evaluation interval and size, ``compile`` when the profile sets it, and ``seed``
+    (default: the profile's first seed).
     """
 
     return get_config(
@@ -116,13 +222,15 @@ def study_train_config(profile, seed: int | None = None):
         crop_size=profile.crop_size,
         eval_every=profile.eval_every,
         eval_max_images=profile.train_eval_images,
+        compile=profile.compile,
         seed=profile.seeds[0] if seed is None else seed,
     )
 
 
 def study_run_dir(profile, seed: int | None = None) -> Path:
-    """The training run of a profile and seed: ``<repo>/runs/study-<profile>-<hash>``
-    (git-ignored).
+    """The training run of a profile and seed: ``<runs_root()>/study-<profile>-<hash>``
+    (:func:`rharm_lib.study.outputs.runs_root`: the repository's git-ignored ``runs/``
+    unless the study's root is elsewhere).
 
     ``<hash>`` (12 hex digits) hashes the training config (seed included) and the kind of
     data source (``builtin``/``lalonde``, not its path, so a clone elsewhere finds the same
@@ -130,21 +238,25 @@ def study_run_dir(profile, seed: int | None = None) -> Path:
     reuses its finished run.
     """
     return config_run_dir(
-        study_train_config(profile, seed), profile.train_source, f"study-{profile.name}"
+        study_train_config(profile, seed),
+        profile.train_source,
+        f"study-{profile.name}",
+        runs_root(profile.reduced),
     )
 
 
-def config_run_dir(cfg, train_source_kind: str, prefix: str) -> Path:
-    """``<repo>/runs/<prefix>-<hash>``: ``<hash>`` (12 hex digits of SHA-256) of the
+def config_run_dir(cfg, train_source_kind: str, prefix: str, runs: Path | None = None) -> Path:
+    """``<runs_root()>/<prefix>-<hash>``: ``<hash>`` (12 hex digits of SHA-256) of the
     :class:`~rharm_lib.train.TrainConfig` (seed included) and the *kind* of data source
     (``builtin``/``lalonde``, not its path), so that a changed config trains anew in a new
     folder, an unchanged one reuses its finished run, and a clone elsewhere finds the same
-    name. Two ablation families that ask for the same config share one run."""
+    name. Two ablation families that ask for the same config share one run. ``runs``:
+    default :func:`rharm_lib.study.outputs.runs_root`."""
     key = json.dumps(
         {"config": config_to_dict(cfg), "data": train_source_kind}, sort_keys=True, default=str
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return REPO_ROOT / "runs" / f"{prefix}-{digest}"
+    return (runs_root() if runs is None else Path(runs)) / f"{prefix}-{digest}"
 
 
 def study_checkpoint(profile, seed: int | None = None) -> Path:
@@ -190,9 +302,11 @@ def train_study_run(profile, seed: int, device: str = "auto", progress: bool | N
 
 def train_source(kind: str) -> str:
     """The ``source`` argument of the training engine for a profile's ``train_source``
-    (``"builtin"`` or the lalonde folder found by :func:`rharm_lib.data.resolve.resolve_data`)."""
-    if kind not in ("builtin", "lalonde"):
-        raise RharmInputError(f"unknown training source {kind!r}; expected 'builtin' or 'lalonde'")
+    (``"builtin"``, the lalonde folder found by :func:`rharm_lib.data.resolve.resolve_data`,
+    or for ``"lalonde-subset"`` the :func:`lalonde_subset` of that folder)."""
+    _check_kind(kind, "training source")
+    if kind == "lalonde-subset":
+        return str(lalonde_subset(resolve_data("lalonde").location, *SUBSET_PHOTOS))
     return resolve_data(kind).location
 
 
@@ -310,14 +424,25 @@ def highres_composites(
     return samples
 
 
+def _at_most(sample: dict[str, Any], long_side: int | None) -> dict[str, Any]:
+    """``sample`` with composite and mask resized to ``long_side`` if they are larger."""
+    if long_side is None or max(sample["composite"].shape[:2]) <= long_side:
+        return sample
+    comp, mask = resize_long_side(sample["composite"], sample["mask"], long_side)
+    return {**sample, "composite": comp, "mask": mask}
+
+
 def real_composites(
-    per_source: int, root: str | Path | None = None
+    per_source: int, root: str | Path | None = None, long_side: int | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]], str]:
     """Real composites (no ground truth) grouped by source prefix.
 
     Args:
         per_source: how many per source (first in name order).
         root: default ``data_root()/real_composites``.
+        long_side: resize a composite (and its mask) whose long side is larger to this
+            long side (:func:`resize_long_side`); ``None`` keeps every composite's own
+            resolution (the full profiles).
 
     Returns:
         ``({source: [sample, ...]}, note)``; when the folder is absent, ``({}, note)`` with a
@@ -334,7 +459,7 @@ def real_composites(
     out = {}
     for src in sorted(groups):
         idx = sorted(groups[src], key=lambda j: ds.items[j][0])[:per_source]
-        out[src] = [ds[j] for j in idx]
+        out[src] = [_at_most(ds[j], long_side) for j in idx]
     return out, f"real composites from {folder}: " + ", ".join(
         f"{k} ({len(v)})" for k, v in groups.items()
     )

@@ -62,6 +62,7 @@ from statsmodels.stats.proportion import (
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from ..errors import RharmInputError
+from .outputs import reduced_requested
 from .reported import TABLE5_USER_STUDY, USER_STUDY
 from .voting import VOTE_COLUMNS, make_trials, split_shown
 
@@ -70,6 +71,7 @@ __all__ = [
     "REPORTED",
     "UserStudySizes",
     "USER_STUDY_SIZES",
+    "REDUCED_USER_STUDY_SIZES",
     "get_sizes",
     "share_intervals",
     "goodness_of_fit",
@@ -189,14 +191,34 @@ USER_STUDY_SIZES: dict[str, UserStudySizes] = {
 }
 
 
-def get_sizes(profile: str) -> UserStudySizes:
-    """The :class:`UserStudySizes` of ``profile``; :class:`RharmInputError` if unknown."""
+#: the sizes of every profile's reduced run (:func:`rharm_lib.study.profiles.reduced`):
+#: each simulation runs, a few repetitions each (the numbers mean nothing)
+REDUCED_USER_STUDY_SIZES = UserStudySizes(
+    heterogeneity_reps=20,
+    truth_draws=2000,
+    power_reps=10,
+    power_participants=(4, 12, 28),
+    vote_participants=6,
+    vote_images=12,
+    layout_groups=1,
+)
+
+
+def get_sizes(profile: str, reduced: bool | None = None) -> UserStudySizes:
+    """The :class:`UserStudySizes` of ``profile``; :class:`RharmInputError` if unknown.
+
+    ``reduced`` (default ``$RHARM_STUDY_REDUCED``, as
+    :func:`rharm_lib.study.profiles.get_profile`): :data:`REDUCED_USER_STUDY_SIZES`.
+    """
     try:
-        return USER_STUDY_SIZES[profile]
+        sizes = USER_STUDY_SIZES[profile]
     except KeyError:
         raise RharmInputError(
             f"no user-study sizes for profile {profile!r}; known: {', '.join(USER_STUDY_SIZES)}"
         ) from None
+    return (
+        REDUCED_USER_STUDY_SIZES if (reduced_requested() if reduced is None else reduced) else sizes
+    )
 
 
 def _counts(votes: Mapping[str, int]) -> tuple[list[str], np.ndarray]:

@@ -50,7 +50,7 @@ from PIL import Image
 
 from ..errors import RharmInputError
 from ..evaluate import resolve_method
-from ..paths import REPO_ROOT
+from .outputs import runs_root
 from .sources import resize_long_side
 
 __all__ = [
@@ -153,9 +153,11 @@ def make_trials(
 
 
 def default_votes_path() -> Path:
-    """``$RHARM_VOTES`` or ``<repo>/runs/user_study/votes.csv`` (git-ignored)."""
+    """``$RHARM_VOTES`` or ``<runs_root()>/user_study/votes.csv``
+    (:func:`rharm_lib.study.outputs.runs_root`: the repository's git-ignored ``runs/``
+    unless the study's root is elsewhere)."""
     env = os.environ.get("RHARM_VOTES")
-    return Path(env) if env else REPO_ROOT / "runs" / "user_study" / "votes.csv"
+    return Path(env) if env else runs_root() / "user_study" / "votes.csv"
 
 
 def dataset_names(dataset: Sequence[Mapping[str, Any]]) -> list[str]:
