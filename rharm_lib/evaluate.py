@@ -203,7 +203,10 @@ METHODS: dict[str, Callable[[str | None, str], SampleMethod]] = {
 
 
 def resolve_method(
-    name: str, checkpoint: str | os.PathLike | None = None, device: str = "auto"
+    name: str,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "auto",
+    working_size: int | None = None,
 ) -> SampleMethod:
     """A method by registry name, as a callable on samples.
 
@@ -214,6 +217,10 @@ def resolve_method(
             ``rharm_lib.inference.Harmonizer.from_checkpoint``, imported only then).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` ...; used by
             ``checkpoint`` only (the baselines run on the CPU).
+        working_size: networks only (``checkpoint``, ``shipped``): ``None`` runs the network
+            on the image it is given (native mode); an int runs it at that long side and
+            lifts the change to the image's size (``Harmonizer.harmonize(mode="fast")``),
+            e.g. the side the network was trained at.
 
     Returns:
         A :class:`SampleMethod`: ``m(sample) -> (H,W,3) uint8`` with ``.name``,
@@ -224,7 +231,20 @@ def resolve_method(
     """
     if name not in METHODS:
         raise RharmInputError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    return METHODS[name](None if checkpoint is None else str(checkpoint), device)
+    method = METHODS[name](None if checkpoint is None else str(checkpoint), device)
+    if working_size is None:
+        return method
+    harmonizer = method.fn
+    if not hasattr(harmonizer, "harmonize"):
+        raise RharmInputError(f"--working-size applies to networks only, not to {name!r}")
+    if working_size < 8:
+        raise RharmInputError(f"working size must be >= 8 pixels, got {working_size}")
+
+    def fast(composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return harmonizer.harmonize(composite, mask, mode="fast", working_size=working_size)
+
+    info = {**method.info, "mode": "fast", "working_size": int(working_size)}
+    return SampleMethod(method.name, fast, method.device, info)
 
 
 def _arity(method: Callable[..., Any]) -> int:

@@ -250,3 +250,26 @@ def test_a_harmonizer_instance_is_accepted(ihd, tmp_path):
     per, _ = evaluate(ds, inference.Harmonizer(Identity()), tmp_path / "h", progress=False)
     ref, _ = evaluate(ds, BASELINES["composite"], tmp_path / "c", progress=False)
     pd.testing.assert_frame_equal(per, ref)
+
+
+def test_resolve_method_working_size_runs_the_fast_mode(rng):
+    from rharm_lib.evaluate import resolve_method
+    from rharm_lib.weights import shipped_weights_path
+
+    if not shipped_weights_path().is_file():
+        pytest.skip("no shipped weights")
+    comp = rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    mask = np.zeros((96, 80), np.uint8)
+    mask[20:70, 15:60] = 1
+    native = resolve_method("shipped", device="cpu")
+    fast = resolve_method("shipped", device="cpu", working_size=48)
+    want = native.fn.harmonize(comp, mask, mode="fast", working_size=48)
+    got = fast({"composite": comp, "mask": mask})
+    assert fast.info["working_size"] == 48 and fast.info["mode"] == "fast"
+    assert np.array_equal(got, want) and got.shape == comp.shape
+    assert np.array_equal(got[mask == 0], comp[mask == 0])  # the background is the input's
+    assert not np.array_equal(got, native({"composite": comp, "mask": mask}))
+    with pytest.raises(RharmInputError, match="networks only"):
+        resolve_method("reinhard", working_size=64)
+    with pytest.raises(RharmInputError, match=">= 8"):
+        resolve_method("shipped", device="cpu", working_size=4)
