@@ -241,7 +241,8 @@ else:
 # Holm-adjusted p < 0.05, *contradicted* when it does so against it, else *inconclusive*.
 
 # %%
-verdict = pd.concat([A.verdicts(tests[tests["family"] == f]).assign(family=f) for f in dict.fromkeys(tests["family"])] if not tests.empty else [], ignore_index=True) if not tests.empty else pd.DataFrame()
+families = list(dict.fromkeys(tests["family"])) if not tests.empty else []
+verdict = pd.concat([A.verdicts(tests[tests["family"] == f]).assign(family=f) for f in families], ignore_index=True) if families else pd.DataFrame()
 if not verdict.empty:
     tables.write_table(
         verdict.drop(columns=["sentence"]),
