@@ -24,6 +24,19 @@ from rharm_lib.train import TrainingInterrupted, engine, runlog
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_terminal():
+    """Python's own SIGINT handler for each test. A process started in the background by a
+    non-interactive shell (``cmd &``, e.g. a CI runner) inherits SIGINT *ignored*, and so do
+    the subprocesses and kernels it starts; Ctrl-C is then impossible by design, which is
+    not what these tests are about. With a Python handler here, exec'd children start with
+    the default disposition (and Python installs its handler in them)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def lalonde_dir(tmp_path):
     return write_lalonde_dir(tmp_path / "lal")
