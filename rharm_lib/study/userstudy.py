@@ -157,6 +157,17 @@ class UserStudySizes:
     layout_groups: int
 
 
+#: the full simulation
+_FULL_SIZES = UserStudySizes(
+    heterogeneity_reps=2000,
+    truth_draws=1_000_000,
+    power_reps=500,
+    power_participants=(4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 128),
+    vote_participants=28,
+    vote_images=99,
+    layout_groups=2,
+)
+
 #: profile name -> sizes (kept here rather than in ``StudyProfile`` so that the study's
 #: profiles need no new fields; both are looked up by the profile's name)
 USER_STUDY_SIZES: dict[str, UserStudySizes] = {
@@ -170,24 +181,8 @@ USER_STUDY_SIZES: dict[str, UserStudySizes] = {
         layout_groups=2,
     ),
     # cpu and gpu: the full simulation (NumPy on the CPU in both)
-    "cpu": UserStudySizes(
-        heterogeneity_reps=2000,
-        truth_draws=1_000_000,
-        power_reps=500,
-        power_participants=(4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 128),
-        vote_participants=28,
-        vote_images=99,
-        layout_groups=2,
-    ),
-    "gpu": UserStudySizes(
-        heterogeneity_reps=2000,
-        truth_draws=1_000_000,
-        power_reps=500,
-        power_participants=(4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 128),
-        vote_participants=28,
-        vote_images=99,
-        layout_groups=2,
-    ),
+    "cpu": _FULL_SIZES,
+    "gpu": _FULL_SIZES,
 }
 
 
