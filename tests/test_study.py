@@ -140,6 +140,14 @@ def test_runner_success_and_failure(tmp_path, test_profile):
     assert prov["versions"]["papermill"] != "not installed"
     assert prov["notebooks"][0]["name"] == "01_ok" and prov["notebooks"][0]["wall_s"] > 0
     assert any("01_ok done" in line for line in logs)
+    # the partial run keeps the entry of the notebook it did not run (the earlier failure),
+    # and every entry carries the commit and date of the run that executed it
+    assert [(n["name"], n["status"]) for n in prov["notebooks"]] == [
+        ("01_ok", "ok"),
+        ("02_fail", "failed"),
+    ]
+    assert all(n["git_commit"] and n["date_utc"] for n in prov["notebooks"])
+    assert prov["notebooks"][0]["date_utc"] == prov["date_utc"]
 
 
 def test_select_and_discover(tmp_path):
@@ -499,6 +507,37 @@ def test_study_run_dir_depends_on_config():
     assert cfg.steps == ci.train_steps and cfg.seed == ci.seed and cfg.name == ci.train_config
 
 
+def test_fresh_runs_train_in_an_empty_folder_that_is_removed(monkeypatch, tmp_path):
+    """``rharm study --fresh-runs``: during the study, runs_root() (and every run directory)
+    is an empty temporary folder, not the repository's runs/; afterwards it is gone and the
+    environment is as before (so a stale run cannot make ``--check`` pass)."""
+    import rharm_lib.cli.study as cli_study
+    from rharm_lib.study import outputs, sources
+
+    monkeypatch.delenv(outputs.RUNS_ENV, raising=False)
+    repo_runs = outputs.runs_root()
+    seen = {}
+
+    def fake_run_study(profile, only=None, stream=True, log=None):
+        root = outputs.runs_root()
+        seen["root"] = root
+        seen["empty"] = root.is_dir() and not any(root.iterdir())
+        seen["run_dir"] = sources.study_run_dir(profile)
+        (root / "marker").write_text("x")
+
+    monkeypatch.setattr(cli_study, "run_study", fake_run_study)
+    assert main(["study", "--profile", "ci", "--fresh-runs", "--quiet"]) == 0
+    assert seen["empty"] and seen["root"] != repo_runs
+    assert seen["run_dir"].parent == seen["root"]
+    assert not seen["root"].exists()
+    assert outputs.RUNS_ENV not in os.environ and outputs.runs_root() == repo_runs
+    # an explicit RHARM_RUNS_DIR moves only the runs, and is restored after --fresh-runs
+    monkeypatch.setenv(outputs.RUNS_ENV, str(tmp_path))
+    assert outputs.runs_root() == tmp_path
+    assert main(["study", "--profile", "ci", "--fresh-runs", "--quiet"]) == 0
+    assert seen["root"] != tmp_path and os.environ[outputs.RUNS_ENV] == str(tmp_path)
+
+
 def test_real_composites_grouping(tmp_path, rng):
     from PIL import Image
 
@@ -525,6 +564,29 @@ def test_real_composites_grouping(tmp_path, rng):
     assert "a (3)" in note and "b (2)" in note
     groups, note = sources.real_composites(2, tmp_path / "missing")
     assert groups == {} and "not found" in note
+
+
+def test_fast_vs_native_bar():
+    from rharm_lib.study.methods import fast_vs_native
+
+    long = pd.DataFrame(
+        {
+            "method": ["ours (native)", "ours (fast@256)", "ours (fast@512)"] * 2,
+            "size": [512] * 3 + [2048] * 3,
+            "n": [4] * 6,
+            "psnr": [30.0, 29.8, 30.0, 28.0, 27.6, 29.0],
+            "fmse": [100.0, 104.0, 100.0, 200.0, 190.0, 211.0],
+        }
+    )
+    bar = fast_vs_native(long).set_index(["method", "size"])
+    assert bar.loc[("ours (fast@256)", 512), "psnr_diff_db"] == pytest.approx(-0.2)
+    assert bool(bar.loc[("ours (fast@256)", 512), "meets_bar"])  # -0.2 dB, 1.04x
+    r = bar.loc[("ours (fast@256)", 2048)]  # -0.4 dB misses, fMSE 0.95x meets
+    assert not r["meets_psnr"] and r["meets_fmse"] and not r["meets_bar"]
+    r = bar.loc[("ours (fast@512)", 2048)]  # +1 dB meets, fMSE 1.055x misses
+    assert r["meets_psnr"] and not r["meets_fmse"] and r["fmse_ratio"] == pytest.approx(1.055)
+    with pytest.raises(RharmInputError, match="no 'ours' row"):
+        fast_vs_native(long, native="ours")
 
 
 def test_highres_composites(rng):

@@ -72,6 +72,43 @@ def test_notebook_02_path_with_an_image_cap(tmp_path, checkpoint):
     assert all_rows.loc["ours (ci config)", "mse"] != all_rows.loc["input composite", "mse"]
 
 
+def test_seeded_benchmark_at_a_working_size(tmp_path, checkpoint):
+    """Notebook 02 when the training config measures itself at a smaller size than the
+    benchmark (the ci profile): each seed runs in the fast mode at the working size, the
+    first seed natively too, and the fast rows equal FastMode applied directly."""
+    bench = sources.benchmark_dataset("builtin", limit=3)
+    ckpt, _ = checkpoint
+    label = "ours (ci config)"
+    table, paired, compared = methods.seeded_benchmark(
+        bench, {0: ckpt, 1: ckpt}, "cpu", label, tmp_path, eval_size=48, working_size=16
+    )
+    rows = table[table["subset"] == "All"].set_index("method")
+    assert {f"{label} seed 0", f"{label} seed 1", label, f"{label} native seed 0"} <= set(
+        rows.index
+    )
+    assert (tmp_path / "eval" / "benchmark_model_native_seed0" / "summary.csv").is_file()
+    # fast and native differ (the net runs at 16 on a 48-pixel image), seeds agree here
+    assert rows.loc[f"{label} seed 0", "mse"] != rows.loc[f"{label} native seed 0", "mse"]
+    assert rows.loc[label, "mse"] == pytest.approx(rows.loc[f"{label} seed 0", "mse"])
+    assert isinstance(compared[label].fn, methods.FastMode)
+    direct = methods.SampleMethod(
+        "x",
+        methods.FastMode(resolve_method("checkpoint", checkpoint=str(ckpt), device="cpu").fn, 16),
+        "cpu",
+        {},
+    )
+    _, d = evaluate(bench, direct, tmp_path / "direct", eval_size=48)
+    assert rows.loc[label, "mse"] == pytest.approx(float(d[d["subset"] == "All"]["mse"].iloc[0]))
+    assert set(paired["a"]) == {label}
+    # at native (no working size) there is no extra row
+    t2, _, _ = methods.seeded_benchmark(
+        bench, {0: ckpt}, "cpu", label, tmp_path / "n", eval_size=48
+    )
+    assert not t2["method"].str.contains("native").any()
+    with pytest.raises(RharmInputError, match="working size"):
+        methods.seeded_benchmark(bench, {0: ckpt}, "cpu", label, tmp_path / "b", 48, working_size=8)
+
+
 def test_benchmark_cap_validation():
     ds = sources.benchmark_dataset("builtin")
     with pytest.raises(Exception, match="indices must be in"):

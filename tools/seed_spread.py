@@ -1,7 +1,8 @@
 """Seed-to-seed spread of a profile's trained model: where ``StudyProfile.check_rtol`` comes from.
 
 Trains (or reuses) the profile's study run for each seed, evaluates each on the profile's
-benchmark with the Table II/III protocol, and prints, per metric of the All row, the mean,
+benchmark with the Table II/III protocol (``--working-size N``: the network in the fast
+mode at long side N, its colour change lifted to the evaluation size), and prints, per metric of the All row, the mean,
 the sample sd and the largest relative deviation of a seed from the mean. ``rharm study
 --check`` compares a regenerated model row with the committed one; two independent runs
 differ by up to about twice the largest deviation from the mean, which is what the profile's
@@ -25,14 +26,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--working-size", type=int, default=None)
     a = ap.parse_args()
     P = get_profile(a.profile)
     seeds = [int(s) for s in a.seeds.split(",")]
     ckpts = {s: sources.train_study_run(P, s, P.device, progress=False).checkpoint for s in seeds}
     bench = sources.benchmark_dataset(P.benchmark, limit=P.max_eval_images)
     with tempfile.TemporaryDirectory() as tmp:
-        table, _, _ = methods.seeded_benchmark(bench, ckpts, P.device, "ours", tmp, P.eval_size)
+        table, _, _ = methods.seeded_benchmark(
+            bench,
+            ckpts,
+            P.device,
+            "ours",
+            tmp,
+            P.eval_size,
+            working_size=a.working_size,
+        )
     rows = table[table["method"].str.startswith("ours seed") & (table["subset"] == "All")]
+    every = table[(table["subset"] == "All") & ~table["method"].isin(["ours"])]
+    print(every[["method", *stats.METRICS]].to_string(index=False))
     out = []
     for m in stats.METRICS:
         v = rows[m].astype(float)

@@ -1,4 +1,5 @@
-"""``rharm study --profile P [--only NN[,NN]] [--check] [--reduced]``: run the study's notebooks.
+"""``rharm study --profile P [--only NN[,NN]] [--check [--fresh-runs]] [--reduced]``: run the
+study's notebooks.
 
 Exit status: 0 when every notebook ran (and, with ``--check``, every regenerated table
 agrees with the committed one), 1 when a notebook failed (the message names the notebook,
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 
 from ..errors import RharmInputError
 from ..study import check
-from ..study.outputs import REDUCED_ENV, output_dirs, study_root
+from ..study.outputs import REDUCED_ENV, RUNS_ENV, output_dirs, study_root
 from ..study.profiles import PROFILES, get_profile
 from ..study.runner import StudyFailure, run_study
 from ..study.sources import train_study_run
@@ -62,10 +65,32 @@ def register(subparsers) -> None:
         "what moved (deterministic rows: relative 1e-6; trained-model rows: the profile's "
         "check_rtol)",
     )
+    p.add_argument(
+        "--fresh-runs",
+        action="store_true",
+        help="train every run anew in an empty temporary folder ($RHARM_RUNS_DIR, removed "
+        "afterwards) instead of reusing runs/: what a clean clone regenerates, so that a run "
+        "trained by older code cannot make the check pass (make check-study uses it)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "fresh_runs", False):
+        # every run trained anew by this code in a temporary runs folder; the tables are
+        # still regenerated in results/<profile> (and checked there with --check)
+        saved = os.environ.get(RUNS_ENV)
+        tmp = tempfile.mkdtemp(prefix="rharm-fresh-runs-")
+        os.environ[RUNS_ENV] = tmp
+        args.fresh_runs = False
+        try:
+            return run(args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if saved is None:
+                os.environ.pop(RUNS_ENV, None)
+            else:
+                os.environ[RUNS_ENV] = saved
     if not args.reduced:
         return _run(args)
     # --reduced = RHARM_STUDY_REDUCED=1 for this command, so that get_profile, runs_root()

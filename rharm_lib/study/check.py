@@ -62,6 +62,7 @@ MODEL_TABLES = frozenset(
         "fig8_9_fusion",
         "table7_patches",
         "ablation_verdicts",
+        "table4_fast_vs_native",
     }
 )
 

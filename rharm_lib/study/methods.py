@@ -37,6 +37,7 @@ __all__ = [
     "benchmark_table",
     "seeded_benchmark",
     "highres_evaluation",
+    "fast_vs_native",
 ]
 
 #: table label -> registry name of the classical baselines, in table order
@@ -156,8 +157,14 @@ def seeded_benchmark(
     model_label: str,
     results_dir: str | os.PathLike,
     eval_size: int | None,
+    working_size: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, SampleMethod]]:
     """The Tables II/III analogue with a model trained with several seeds.
+
+    ``working_size``: when set, each seed's network runs in the fast mode at that long side (:class:`FastMode`, its colour
+    change lifted to the ``eval_size`` image; metrics at ``eval_size`` as for every method),
+    and the first seed is also evaluated natively as ``"<model_label> native seed <s>"``
+    (folder ``benchmark_model_native_seed<s>``) so that the table shows both.
 
     Every baseline of :data:`BASELINE_LABELS` and each seed's network are evaluated on
     ``dataset`` (folders ``<results_dir>/eval/benchmark_<name>``, the seeds'
@@ -175,15 +182,33 @@ def seeded_benchmark(
     """
     base = {label: resolve_method(name) for label, name in BASELINE_LABELS.items()}
     seed_labels = {s: f"{model_label} seed {s}" for s in checkpoints}
-    nets = {
-        seed_labels[s]: resolve_method("checkpoint", checkpoint=str(ck), device=device)
+    native = {
+        s: resolve_method("checkpoint", checkpoint=str(ck), device=device)
         for s, ck in checkpoints.items()
     }
     folders = {seed_labels[s]: f"model_seed{s}" for s in checkpoints}
+    extra = {}
+    if working_size is None:
+        nets = {seed_labels[s]: m for s, m in native.items()}
+    else:
+        if int(working_size) < 16:
+            raise RharmInputError(f"fast-mode working size must be >= 16, got {working_size}")
+        nets = {
+            seed_labels[s]: SampleMethod(
+                f"model_seed{s}",
+                FastMode(m.fn, working_size),
+                m.device,
+                {**m.info, "mode": "fast", "working_size": int(working_size)},
+            )
+            for s, m in native.items()
+        }
+        s0 = next(iter(checkpoints))
+        extra = {f"{model_label} native seed {s0}": native[s0]}
+        folders[f"{model_label} native seed {s0}"] = f"model_native_seed{s0}"
     eval_dir = Path(results_dir) / "eval"
     table = evaluate_methods(
         dataset,
-        {**base, **nets},
+        {**base, **nets, **extra},
         eval_dir,
         prefix="benchmark_",
         folders=folders,
@@ -263,3 +288,52 @@ def highres_evaluation(
         parts.append(wide)
     table = pd.concat(parts, axis=1).reset_index()
     return long, table, examples
+
+
+def fast_vs_native(
+    long: pd.DataFrame,
+    native: str = "ours (native)",
+    psnr_tolerance_db: float = 0.3,
+    fmse_tolerance: float = 0.05,
+) -> pd.DataFrame:
+    """Issue 11's quality bar of the fast mode, per fast row and size: the fast mode is
+    within ``psnr_tolerance_db`` dB PSNR and ``fmse_tolerance`` (relative) fMSE of native
+    mode on the same composites, or better.
+
+    Args:
+        long: the ``long`` frame of :func:`highres_evaluation` (``method, size, n, psnr,
+            fmse``; means over the photos).
+        native: the label of the native-mode row.
+
+    Returns:
+        one row per (fast method, size): ``method, size, n, psnr_native, psnr_fast,
+        psnr_diff_db`` (fast - native), ``fmse_native, fmse_fast, fmse_ratio`` (fast /
+        native), ``meets_psnr, meets_fmse, meets_bar``.
+    """
+    if native not in set(long["method"]):
+        raise RharmInputError(f"no {native!r} row in the high-resolution table")
+    base = long[long["method"] == native].set_index("size")
+    rows = []
+    for _, r in long[long["method"].str.contains("fast@", regex=False)].iterrows():
+        b = base.loc[r["size"]]
+        d_psnr = float(r["psnr"] - b["psnr"])
+        ratio = float(r["fmse"] / b["fmse"]) if b["fmse"] > 0 else float("nan")
+        rows.append(
+            {
+                "method": r["method"],
+                "size": int(r["size"]),
+                "n": int(r["n"]),
+                "psnr_native": float(b["psnr"]),
+                "psnr_fast": float(r["psnr"]),
+                "psnr_diff_db": d_psnr,
+                "fmse_native": float(b["fmse"]),
+                "fmse_fast": float(r["fmse"]),
+                "fmse_ratio": ratio,
+                "meets_psnr": d_psnr >= -psnr_tolerance_db,
+                "meets_fmse": ratio <= 1.0 + fmse_tolerance,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["meets_bar"] = out["meets_psnr"] & out["meets_fmse"]
+    return out

@@ -13,6 +13,9 @@ notebook's parameters cell changes the folders.
 The training runs of notebooks 02 and 03 (``study-<profile>-<hash>``,
 ``ablate-<profile>-<hash>``) live in :func:`runs_root` = ``<root>/runs``: with the default
 root that is the repository's git-ignored ``runs/``, where finished runs are reused.
+``$RHARM_RUNS_DIR`` moves only the runs (``rharm study --check --fresh-runs`` points it at
+an empty temporary folder so that every run is trained anew by the current code, exactly as
+on a clean clone, while the regenerated tables still land in ``results/<profile>``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..paths import REPO_ROOT
 
 __all__ = [
     "ROOT_ENV",
+    "RUNS_ENV",
     "REDUCED_ENV",
     "REDUCED_ROOT",
     "reduced_requested",
@@ -34,6 +38,9 @@ __all__ = [
 
 #: environment variable through which ``rharm study`` tells its kernels where outputs go
 ROOT_ENV = "RHARM_STUDY_ROOT"
+
+#: environment variable moving only the training runs (default ``<study_root()>/runs``)
+RUNS_ENV = "RHARM_RUNS_DIR"
 
 #: environment variable selecting the reduced variant of every profile (``1``; unset, empty
 #: or ``0`` = the full profile); the runner sets it for the kernels of a reduced study
@@ -62,7 +69,11 @@ def study_root(reduced: bool | None = None) -> Path:
 
 
 def runs_root(reduced: bool | None = None) -> Path:
-    """The folder of the study's training runs: ``<study_root(reduced)>/runs``."""
+    """The folder of the study's training runs: ``$RHARM_RUNS_DIR`` when set, else
+    ``<study_root(reduced)>/runs``."""
+    env = os.environ.get(RUNS_ENV)
+    if env:
+        return Path(env)
     return study_root(reduced) / "runs"
 
 

@@ -222,7 +222,8 @@ PROFILES: dict[str, StudyProfile] = {
         max_eval_images=None,
         highres_source="highres",
         highres_count=12,
-        highres_sizes=(256, 512, 1024),
+        # the paper's Table IV sizes, plus 2048 (issue 11: fast vs native at full resolution)
+        highres_sizes=(256, 512, 1024, 2048),
         real_per_source=6,
         grid_images=8,
         feature_images=4,
@@ -277,7 +278,8 @@ PROFILES: dict[str, StudyProfile] = {
         max_eval_images=None,
         highres_source="highres",
         highres_count=12,
-        highres_sizes=(256, 512, 1024),
+        # the paper's Table IV sizes, plus 2048 (issue 11: fast vs native at full resolution)
+        highres_sizes=(256, 512, 1024, 2048),
         real_per_source=6,
         grid_images=8,
         feature_images=4,

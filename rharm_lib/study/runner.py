@@ -16,7 +16,9 @@ notebook, in the order of its two-digit number, the runner
    ``<NN_name>.failed.ipynb`` and stops, raising :class:`StudyFailure`, whose message names
    the notebook, the failing cell and its line in the ``.py`` file;
 4. at the end writes ``results/<profile>/study_provenance.json`` (commit, profile, device,
-   versions, date, wall time per notebook and in all).
+   versions, date, wall time per notebook and in all; each notebook's entry carries the
+   commit and date of the run that executed it, and a partial run, ``only``, keeps the
+   entries of the notebooks it did not run).
 
 Progress bars are plain text in executed notebooks: the kernel starts with an IPython
 start-up file (a temporary ``IPYTHONDIR``) that points ``tqdm.auto`` and
@@ -27,6 +29,7 @@ would be saved frozen at 0 %). ``TQDM_MININTERVAL`` (default 5 s) keeps those st
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -316,6 +319,32 @@ def run_notebook(
     )
 
 
+def _merge_provenance(path: Path, record: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """``record`` with each notebook entry stamped with the commit and date of the run that
+    executed it; after a partial run (``--only``) the entries of the notebooks it did not
+    run are kept from the previous record at ``path`` (with their own commit and date), so
+    that the committed record still describes every table in the folder."""
+    stamp = {"git_commit": record.get("git_commit"), "date_utc": record.get("date_utc")}
+    entries = [{**nb, **stamp} for nb in record.get("notebooks", [])]
+    if partial and path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        ran = {nb["name"] for nb in entries}
+        for nb in old.get("notebooks", []):
+            if isinstance(nb, dict) and nb.get("name") not in ran:
+                entries.append(
+                    {
+                        **nb,
+                        "git_commit": nb.get("git_commit", old.get("git_commit")),
+                        "date_utc": nb.get("date_utc", old.get("date_utc")),
+                    }
+                )
+    entries.sort(key=lambda nb: str(nb.get("name", "")))
+    return {**record, "notebooks": entries}
+
+
 def run_study(
     profile: StudyProfile,
     only: Sequence[str] | None = None,
@@ -408,6 +437,7 @@ def run_study(
                 wall_time_s=wall,
             )
         )  # committed: repository-relative paths
+        record = _merge_provenance(results_dir / "study_provenance.json", record, bool(only))
         write_json_atomic(results_dir / "study_provenance.json", record)
         if failure is not None:
             raise failure
