@@ -146,6 +146,27 @@ if not tests.empty:
     display(tests[tests["metric"] == "fmse"][["family", "a", "b", "n", "seeds_a", "seeds_b", "diff", "ci_lo", "ci_hi", "wilcoxon_p", "p_holm"]])
 
 # %% [markdown]
+# ## Every run's benchmark curve
+# The `eval.csv` of each run (benchmark metrics against training steps; step 0 is the input
+# composite), collected in one committed table so that the curves survive without the runs.
+# A run shared by two families appears under each.
+
+# %%
+all_curves = A.all_curves(P)
+if not all_curves.empty:
+    tables.write_table(
+        all_curves,
+        ctx.results_dir,
+        "ablation_curves",
+        ctx.provenance(scale=SCALE, runs=sorted(set(all_curves["run"]))),
+        title="Benchmark metrics during training, every ablation run (its eval.csv)",
+        note=f"{P.note}. {SMOKE if S.smoke else ''}One row per (family, variant, seed, step, method); "
+        "`run` is the run folder under runs/ (git-ignored).",
+        markdown=all_curves[all_curves["method"] == "model"].groupby(["family", "label", "step"], sort=False)[["mse", "psnr", "fmse"]].mean().reset_index(),
+    )
+    print(f"{all_curves['run'].nunique()} runs, {len(all_curves)} rows")
+
+# %% [markdown]
 # ## Figs. 8/9 analogue: the fusion layers during training
 # Benchmark PSNR and MSE against steps; the line is the mean over seeds, the band spans the
 # seeds' minimum to maximum; the dashed line is the input composite.

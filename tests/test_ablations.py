@@ -181,6 +181,17 @@ def test_curves_and_status(fake_suite):
     curves = A.family_curves(CI, "table6", seeds=(0, 1))
     model = curves[curves["method"] == "model"]
     assert len(model) == 4 * 2 * 2 and set(model["step"]) == {5, 10}
+    # each row names the run folder it was read from
+    for _, r in curves.iterrows():
+        run = A.ablation_run_dir(
+            CI, {v.key: v for v in A.FAMILIES["table6"]}[r["variant"]], r["seed"]
+        )
+        assert r["run"] == run.name
+    assert list(curves.columns[:4]) == ["variant", "label", "seed", "run"]
+    every = A.all_curves(CI, seeds=(0, 1))
+    assert every.columns[0] == "family" and set(every["family"]) <= set(A.FAMILIES)
+    t6 = every[every["family"] == "table6"].drop(columns="family").reset_index(drop=True)
+    pd.testing.assert_frame_equal(t6, curves)
     st = A.suite_status(CI)
     row4 = st[st["families"].str.contains("table6:row4")]
     assert "patches:k256" in row4["families"].iloc[0]

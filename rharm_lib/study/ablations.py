@@ -68,6 +68,7 @@ __all__ = [
     "find_runs",
     "family_table",
     "family_curves",
+    "all_curves",
     "family_tests",
     "family_seeds",
     "compact",
@@ -357,7 +358,8 @@ def family_curves(profile, family: str, seeds: Sequence[int] | None = None) -> p
     """Benchmark metrics against training steps for every finished or running run of a
     family (``eval.csv``), one row per (variant, seed, step); step 0 is the input composite.
 
-    Columns ``variant, label, seed, step, method, mse, psnr, fmse, ssim, fssim``.
+    Columns ``variant, label, seed, run`` (the run folder's name), then ``eval.csv``'s
+    ``step, method, n, mse, psnr, psnr_peak, fmse, ssim, fssim``.
     """
     runs = find_runs(profile, family, seeds)
     frames = []
@@ -365,10 +367,24 @@ def family_curves(profile, family: str, seeds: Sequence[int] | None = None) -> p
         path = r["run"] / "eval.csv"
         if path.is_file():
             ev = pd.read_csv(path).rename(columns=str.lower)
-            frames.append(ev.assign(variant=r["variant"], label=r["label"], seed=r["seed"]))
+            head = {"variant": r["variant"], "label": r["label"], "seed": r["seed"]}
+            head["run"] = Path(r["run"]).name
+            frames.append(pd.concat([pd.DataFrame([head] * len(ev)), ev], axis=1))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+def all_curves(profile, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """:func:`family_curves` of every family in :data:`FAMILIES`, with a leading ``family``
+    column (a run shared by two families appears under each); empty when no run has an
+    ``eval.csv`` yet."""
+    frames = [family_curves(profile, f, seeds) for f in FAMILIES]
+    frames = [c.assign(family=f) for f, c in zip(FAMILIES, frames, strict=True) if not c.empty]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    return out[["family", *[c for c in out.columns if c != "family"]]]
 
 
 def family_tests(

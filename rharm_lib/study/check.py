@@ -63,6 +63,7 @@ MODEL_TABLES = frozenset(
         "table7_patches",
         "ablation_verdicts",
         "table4_fast_vs_native",
+        "ablation_curves",
     }
 )
 
