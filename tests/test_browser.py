@@ -14,8 +14,11 @@ Checked: double-clicking ``notebooks/*.py`` in the file browser opens a notebook
 text editor); saving it leaves the tracked file unchanged (``git diff --quiet``); notebook
 01 runs without an error output and its patch inspector's picture changes when a control
 changes; notebook 07 runs, and votes cast by a click and by a key press land in the votes
-CSV as rows that match what was shown. Screenshots of both widgets are kept in
-``runs/test-artefacts/browser/`` (git-ignored).
+CSV as rows that match what was shown; a notebook cell that trains (``progress=True``)
+shows tqdm's widget with its ETA, the toolbar's interrupt button ends it with the library's
+one-line message (no traceback) and a checkpoint of that step, and the cell re-run resumes
+from it. Screenshots of the widgets are kept in ``runs/test-artefacts/browser/``
+(git-ignored).
 
 Skipped, with the reason, when Chromium or the ``playwright`` package is missing (CI
 installs both: ``.ci/run`` and the ``dev`` extras). Marked ``browser`` (the default test
@@ -27,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -215,13 +219,14 @@ def browser(tmp_path_factory):
         ctx.close()
 
 
-def _open_by_double_click(browser, lab, name):
+def _open_by_double_click(browser, lab, name, folder="notebooks"):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # a workspace of its own, so that documents opened by earlier pages are not restored
     ws = secrets.token_hex(4)
-    page.goto(f"{lab['base']}/lab/workspaces/{ws}/tree/notebooks?token={lab['token']}")
+    tree = f"/tree/{folder}" if folder else ""  # the root: no /tree (a "Path Not Found")
+    page.goto(f"{lab['base']}/lab/workspaces/{ws}{tree}?token={lab['token']}")
     item = page.locator(".jp-DirListing-item", has_text=name)
     item.wait_for()
     item.dblclick()
@@ -377,6 +382,88 @@ def test_notebook_07_runs_and_votes_by_click_and_key(browser, lab):
         # the notebook itself was not changed by the key press (no command-mode shortcut)
         cells = page.evaluate(_CELLS_JS)
         assert all(c["count"] for c in cells)
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+_INTERRUPT_BUTTON = (
+    ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar"
+    " [data-command='notebook:interrupt-kernel']"
+)
+
+
+@browser_test
+def test_training_shows_an_eta_and_stops_cleanly_on_the_interrupt_button(browser, lab, tmp_path):
+    """A notebook cell trains (tiny ``ci`` config, 3000 steps) with ``progress=True``: the
+    tqdm widget shows ``n/3000 [elapsed<remaining`` (the ETA); the toolbar's interrupt
+    button ends the cell with the one-line message (no traceback) and ``last.pt`` holds
+    that step; the same cell re-run with the total lowered to two more steps resumes there."""
+    import nbformat
+    from playwright.sync_api import expect
+    from test_train import write_lalonde_dir
+    from test_train_interrupt import _KERNEL_CELL  # the kernel test's run, same sizes
+
+    from rharm_lib.checkpoint import load_checkpoint
+
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    data, run = write_lalonde_dir(tmp_path / "lal"), tmp_path / "run"
+
+    def cell(steps):
+        return _KERNEL_CELL.format(steps=steps, data=str(data), out=str(run)).strip() + (
+            '\nprint(f"resumed at step {summary.steps - summary.steps_this_call},'
+            ' finished at step {summary.steps}")'
+        )
+
+    name = f"train_{secrets.token_hex(3)}.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell(3000))])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, lab["repo"] / name)
+    page, errors = _open_by_double_click(browser, lab, name, folder="")
+    try:
+        _wait_idle(page)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        # tqdm's widget: "<n>/3000 [<elapsed><<remaining>, <rate>step/s, <losses>]", its
+        # spaces written as U+2007 (which \s matches, in Python and in JavaScript)
+        bar = page.locator(".jp-OutputArea .widget-hbox", has=page.locator(".widget-hprogress"))
+        eta = re.compile(r"\b[1-9]\d*/3000\s\[(\d+:)?\d+:\d\d<(\d+:)?\d+:\d\d\b")
+        expect(bar).to_contain_text(eta, timeout=300_000)  # kernel start + torch import
+        page.locator(_INTERRUPT_BUTTON).click()
+        outputs = page.locator(".jp-Cell .jp-OutputArea").first
+        message = re.compile(r"interrupted at step (\d+) of 3000; re-run this cell to resume")
+        expect(outputs).to_contain_text(message, timeout=120_000)
+        _wait_idle(page)
+        outputs.screenshot(path=str(ARTEFACTS / "train-interrupt.png"))
+        text = outputs.inner_text()
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+        # the error output (the last one) is that one line, nothing else
+        shown = outputs.locator("[data-mime-type='application/vnd.jupyter.stderr']").last
+        assert message.fullmatch(shown.inner_text().strip()), shown.inner_text()
+        step = int(message.search(text)[1])
+        assert 0 < step < 3000
+        assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step
+        errs = page.evaluate(_CELLS_JS)[0]["errors"]
+        assert len(errs) == 1 and errs[0].startswith("TrainingInterrupted: "), errs
+
+        # the same cell, its total lowered to two more steps (steps may change on resume)
+        page.evaluate(
+            "src => { const nb = window.jupyterapp.shell.currentWidget.content;"
+            " nb.activeCellIndex = 0; nb.activeCell.model.sharedModel.setSource(src);"
+            " window.jupyterapp.commands.execute('notebook:run-cell'); }",
+            cell(step + 2),
+        )
+        expect(outputs).to_contain_text(
+            f"resumed at step {step}, finished at step {step + 2}", timeout=300_000
+        )
+        _wait_idle(page)
+        assert page.evaluate(_CELLS_JS)[0]["errors"] == []
+        assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step + 2
+        logged = pd.read_csv(run / "train_log.csv")["step"].tolist()
+        assert logged == list(range(1, step + 3))
         assert not errors, errors
     finally:
         page.close()
