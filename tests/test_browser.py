@@ -12,8 +12,11 @@ with a fresh profile.
 
 Checked: double-clicking ``notebooks/*.py`` in the file browser opens a notebook (not a
 text editor); saving it leaves the tracked file unchanged (``git diff --quiet``); notebook
-01 runs without an error output and its patch inspector's picture changes when a control
-changes; notebook 07 runs, and votes cast by a click and by a key press land in the votes
+01 runs without an error output, writes its figures and tables under the repository's
+``figures/ci`` and ``results/ci`` (not under ``notebooks/``, the kernel's working
+directory), its patch inspector lists every image once as "Family / name", shows the
+plain-language labels and the caption with its colour legend, and its picture changes when
+a control changes; notebook 07 runs, and votes cast by a click and by a key press land in the votes
 CSV as rows that match what was shown; a notebook cell that trains (``progress=True``)
 shows tqdm's widget with its ETA, the toolbar's interrupt button ends it with the library's
 one-line message (no traceback) and a checkpoint of that step, and the cell re-run resumes
@@ -330,6 +333,24 @@ def test_notebook_01_runs_and_the_inspector_reacts(browser, lab):
         widget = picture.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=str(ARTEFACTS / "inspector.png"))
+        # issue 12 item 4, as shown: every image reachable under a distinct "Family / name",
+        # plain-language control labels, the caption with a colour legend
+        nbsp = str.maketrans({"\xa0": " "})  # the browser renders the spaces as U+00A0
+        options = [o.translate(nbsp) for o in select.locator("option").all_inner_texts()]
+        assert len(options) == len(set(options)) > 1, options
+        assert all(" / " in o for o in options), options
+        text = widget.inner_text().translate(nbsp)
+        for label in ("Family / name", "K, patches per region", "patch size (px)", "sampling seed"):
+            assert label in text, label
+        for legend in ("mask outline", "negative patches", "positive patches", "L_HCL"):
+            assert legend in text, legend
+        # item 3: run interactively (kernel cwd = notebooks/), the outputs land under the
+        # repository root, where the README says, not under notebooks/
+        repo = lab["repo"]
+        assert list((repo / "figures" / "ci").glob("*.png")), "no figure under figures/ci"
+        assert list((repo / "results" / "ci").glob("*.csv")), "no table under results/ci"
+        assert not (repo / "notebooks" / "figures").exists()
+        assert not (repo / "notebooks" / "results").exists()
         assert not errors, errors
     finally:
         page.close()
