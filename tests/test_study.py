@@ -536,6 +536,8 @@ def test_fresh_runs_train_in_an_empty_folder_that_is_removed(monkeypatch, tmp_pa
     assert outputs.runs_root() == tmp_path
     assert main(["study", "--profile", "ci", "--fresh-runs", "--quiet"]) == 0
     assert seen["root"] != tmp_path and os.environ[outputs.RUNS_ENV] == str(tmp_path)
+    # --train-seed with --fresh-runs would train into a folder that is then removed
+    assert main(["study", "--profile", "ci", "--fresh-runs", "--train-seed", "0"]) == 2
 
 
 def test_real_composites_grouping(tmp_path, rng):

@@ -331,6 +331,8 @@ def _merge_provenance(path: Path, record: dict[str, Any], partial: bool) -> dict
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = {}
+        if not isinstance(old, dict):
+            old = {}
         ran = {nb["name"] for nb in entries}
         for nb in old.get("notebooks", []):
             if isinstance(nb, dict) and nb.get("name") not in ran:
