@@ -122,12 +122,16 @@ def study_methods(
     model = resolve_method("checkpoint", checkpoint=str(checkpoint), device=device)
     methods[model_label] = model
     for ws in fast_working_sizes:
-        if int(ws) < 16:
-            raise RharmInputError(f"fast-mode working size must be >= 16, got {ws}")
-        info = {**model.info, "mode": "fast", "working_size": int(ws)}
-        fast = SampleMethod(f"model_fast{int(ws)}", FastMode(model.fn, ws), model.device, info)
-        methods[fast_label(model_label, ws)] = fast
+        methods[fast_label(model_label, ws)] = _fast_method(model, ws, f"model_fast{int(ws)}")
     return methods
+
+
+def _fast_method(model: SampleMethod, working_size: int, name: str) -> SampleMethod:
+    """``model`` (a checkpoint method) in the fast full-resolution mode at ``working_size``."""
+    if int(working_size) < 16:
+        raise RharmInputError(f"fast-mode working size must be >= 16, got {working_size}")
+    info = {**model.info, "mode": "fast", "working_size": int(working_size)}
+    return SampleMethod(name, FastMode(model.fn, working_size), model.device, info)
 
 
 def benchmark_table(
@@ -191,15 +195,8 @@ def seeded_benchmark(
     if working_size is None:
         nets = {seed_labels[s]: m for s, m in native.items()}
     else:
-        if int(working_size) < 16:
-            raise RharmInputError(f"fast-mode working size must be >= 16, got {working_size}")
         nets = {
-            seed_labels[s]: SampleMethod(
-                f"model_seed{s}",
-                FastMode(m.fn, working_size),
-                m.device,
-                {**m.info, "mode": "fast", "working_size": int(working_size)},
-            )
+            seed_labels[s]: _fast_method(m, working_size, f"model_seed{s}")
             for s, m in native.items()
         }
         s0 = next(iter(checkpoints))
