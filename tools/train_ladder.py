@@ -8,7 +8,10 @@ Rungs (``--rung``):
   steps, the model's foreground L1 (``pixel`` term of eq. 13) divided by the composite's own
   on the same batches (< 1: the model does better than "change nothing" on training data).
 - ``heldout``: a full training run (``rharm_lib.train.train``) with periodic evaluation on
-  the fixed lalonde test benchmark (the run folder's ``eval.csv``).
+  the fixed test benchmark that goes with ``--data`` or ``--eval-data`` (the run folder's
+  ``eval.csv``, at the config's ``eval_size``); with ``--table-size N`` the finished model
+  and the input composite are then evaluated on that whole benchmark at N² as the Table
+  II/III analogue does (``rharm_lib.study.methods.seeded_benchmark``), All row and families.
 
 Every factor the diagnosis varies is a flag (config, widths, norm, sizes, lr, schedule,
 L_HCL weight); nothing else differs from ``rharm train``. Examples::
@@ -16,6 +19,9 @@ L_HCL weight); nothing else differs from ``rharm train``. Examples::
     python tools/train_ladder.py --rung overfit --config cpu --steps 300 --crop-size 96
     python tools/train_ladder.py --rung probe --config cpu --steps 400 --crop-size 96 --lr 3e-4
     python tools/train_ladder.py --rung heldout --config ci --steps 600 --out runs/ladder/ci_base
+    python tools/train_ladder.py --rung heldout --config ci --data lalonde --eval-data builtin \
+        --steps 400 --eval-every 100 --eval-images 0 --ckpt-every 100 --table-size 256 \
+        --out runs/ladder/ci_lalonde
 """
 
 from __future__ import annotations
@@ -38,6 +44,23 @@ def _pixel(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> floa
     return float((d.sum((1, 2, 3)) / (3 * mask.sum((1, 2, 3)).clamp(min=1))).mean())
 
 
+def _table(checkpoint: str, data: str, size: int) -> None:
+    """The input composite and the model on the whole benchmark of ``data`` at ``size``²."""
+    import tempfile
+
+    from rharm_lib.study import methods, sources
+
+    kind = data if data in sources.SOURCE_KINDS else None
+    if kind is None:
+        raise SystemExit(f"--table-size needs --eval-data/--data among {sources.SOURCE_KINDS}")
+    bench = sources.benchmark_dataset(kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        table, _, _ = methods.seeded_benchmark(bench, {0: checkpoint}, "cpu", "model", tmp, size)
+    rows = table[table["method"].isin(["input composite", "model"])]
+    cols = ["method", "subset", "n", "mse", "psnr", "fmse", "ssim", "fssim"]
+    print(rows[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rung", choices=("overfit", "probe", "heldout"), required=True)
@@ -56,6 +79,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="run folder (rung heldout)")
+    ap.add_argument("--eval-data", help="rung heldout: the benchmark (default: --data's own)")
+    ap.add_argument("--eval-every", type=int, help="rung heldout: default steps // 3")
+    ap.add_argument("--ckpt-every", type=int, help="rung heldout: default --steps")
+    ap.add_argument(
+        "--table-size", type=int, help="rung heldout: then evaluate on the whole benchmark at N²"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -79,11 +108,15 @@ def main() -> None:
         if not a.out:
             ap.error("--out is required for --rung heldout")
         cfg = dataclasses.replace(
-            cfg, eval_every=max(1, a.steps // 3), eval_max_images=a.eval_images,
-            ckpt_every=a.steps,
+            cfg, eval_every=a.eval_every or max(1, a.steps // 3), eval_max_images=a.eval_images,
+            ckpt_every=a.ckpt_every or a.steps,
         )  # fmt: skip
-        s = train(cfg, a.data, a.out, resume=True, reuse=True, progress=False)
+        s = train(
+            cfg, a.data, a.out, resume=True, reuse=True, progress=False, eval_data=a.eval_data
+        )
         print(f"final: {s.final} (composite: {s.baseline})")
+        if a.table_size:
+            _table(s.checkpoint, a.eval_data or a.data, a.table_size)
         return
 
     dev, info = setup_device(cfg, "cpu")
