@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
 
 import torch
 
 from rharm_lib.batch import COMPOSITE, MASK, TARGET
 from rharm_lib.data.resolve import resolve_data
+from rharm_lib.study import methods, sources
 from rharm_lib.train.config import get_config
 from rharm_lib.train.engine import _lr_at, build_objective, setup_device, train, train_step
 from rharm_lib.train.sources import load_train_source, step_seed
@@ -44,15 +46,8 @@ def _pixel(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> floa
     return float((d.sum((1, 2, 3)) / (3 * mask.sum((1, 2, 3)).clamp(min=1))).mean())
 
 
-def _table(checkpoint: str, data: str, size: int) -> None:
-    """The input composite and the model on the whole benchmark of ``data`` at ``size``²."""
-    import tempfile
-
-    from rharm_lib.study import methods, sources
-
-    kind = data if data in sources.SOURCE_KINDS else None
-    if kind is None:
-        raise SystemExit(f"--table-size needs --eval-data/--data among {sources.SOURCE_KINDS}")
+def _table(checkpoint: str, kind: str, size: int) -> None:
+    """The input composite and the model on the whole benchmark ``kind`` at ``size``²."""
     bench = sources.benchmark_dataset(kind)
     with tempfile.TemporaryDirectory() as tmp:
         table, _, _ = methods.seeded_benchmark(bench, {0: checkpoint}, "cpu", "model", tmp, size)
@@ -107,16 +102,21 @@ def main() -> None:
     if a.rung == "heldout":
         if not a.out:
             ap.error("--out is required for --rung heldout")
+        bench_kind = a.eval_data or a.data
+        if a.table_size and bench_kind not in sources.SOURCE_KINDS:
+            ap.error(f"--table-size needs --eval-data (or --data) among {sources.SOURCE_KINDS}")
         cfg = dataclasses.replace(
-            cfg, eval_every=a.eval_every or max(1, a.steps // 3), eval_max_images=a.eval_images,
-            ckpt_every=a.ckpt_every or a.steps,
+            cfg, eval_max_images=a.eval_images,
+            eval_every=max(1, a.steps // 3) if a.eval_every is None else a.eval_every,
+            ckpt_every=a.steps if a.ckpt_every is None else a.ckpt_every,
         )  # fmt: skip
         s = train(
-            cfg, a.data, a.out, resume=True, reuse=True, progress=False, eval_data=a.eval_data
-        )
+            cfg, a.data, a.out, resume=True, reuse=True, progress=False, device="cpu",
+            eval_data=a.eval_data,
+        )  # fmt: skip
         print(f"final: {s.final} (composite: {s.baseline})")
         if a.table_size:
-            _table(s.checkpoint, a.eval_data or a.data, a.table_size)
+            _table(s.checkpoint, bench_kind, a.table_size)
         return
 
     dev, info = setup_device(cfg, "cpu")
@@ -124,7 +124,7 @@ def main() -> None:
     src = load_train_source(
         resolve_data(a.data), photo_size=cfg.photo_size, device=dev, batch_size=cfg.batch_size,
         crop_size=cfg.crop_size, hflip=cfg.hflip, families=cfg.families, seed=cfg.seed,
-        rule_masks=cfg.rule_masks,
+        rule_masks=cfg.rule_masks, photo_jitter=cfg.photo_jitter,
     )  # fmt: skip
     fixed = src.batch(0) if a.rung == "overfit" else None
     model_sum = ident_sum = 0.0
