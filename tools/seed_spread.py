@@ -4,10 +4,9 @@ Trains (or reuses) the profile's study run for each seed, evaluates each on the 
 benchmark with the Table II/III protocol (``--working-size N``: the network in the fast
 mode at long side N, its colour change lifted to the evaluation size), and prints, per
 metric of the All row, the mean, the sample sd and the largest relative deviation of a
-seed from the mean. ``rharm study
---check`` compares a regenerated model row with the committed one; two independent runs
-differ by up to about twice the largest deviation from the mean, which is what the profile's
-``check_rtol`` is set from (docs/study.md)::
+seed from the mean. ``rharm study --check`` compares a regenerated model row with the
+committed one; two independent runs differ by up to about twice the largest deviation from
+the mean, which is what the profile's ``check_rtol`` is set from (docs/study.md)::
 
     python tools/seed_spread.py --profile ci --seeds 0,1,2
 """

@@ -76,12 +76,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "fresh_runs", False) and args.train_seed:
-        raise RharmInputError(
-            "--fresh-runs trains in a temporary folder that is removed afterwards; "
-            "--train-seed would throw its run away"
-        )
     if getattr(args, "fresh_runs", False):
+        if args.train_seed:
+            raise RharmInputError(
+                "--fresh-runs trains in a temporary folder that is removed afterwards; "
+                "--train-seed would throw its run away"
+            )
         # every run trained anew by this code in a temporary runs folder; the tables are
         # still regenerated in results/<profile> (and checked there with --check)
         saved = os.environ.get(RUNS_ENV)

@@ -167,8 +167,9 @@ def seeded_benchmark(
 
     ``working_size``: when set, each seed's network runs in the fast mode at that long
     side (:class:`FastMode`, its colour change lifted to the ``eval_size`` image; metrics at
-    ``eval_size`` as for every method), and the first seed is also evaluated natively as ``"<model_label> native seed <s>"``
-    (folder ``benchmark_model_native_seed<s>``) so that the table shows both.
+    ``eval_size`` as for every method), and the first seed is also evaluated natively as
+    ``"<model_label> native seed <s>"`` (folder ``benchmark_model_native_seed<s>``) so that
+    the table shows both.
 
     Every baseline of :data:`BASELINE_LABELS` and each seed's network are evaluated on
     ``dataset`` (folders ``<results_dir>/eval/benchmark_<name>``, the seeds'
