@@ -197,8 +197,11 @@ PROFILES: dict[str, StudyProfile] = {
             smoke=True,
             train_in_notebook=True,
         ),
-        note="ci profile: CPU, built-in data, ci model config; a smoke-scale study, "
-        "not the paper's numbers",
+        note="ci profile: CPU, built-in data, ci model config; a smoke-scale study of the "
+        "pipeline, not the paper's numbers. Its model, trained for 400 steps on five built-in "
+        "photos, does not beat the input composite on fMSE or PSNR: it says nothing about the "
+        "method (docs/training.md, 'The ci profile cannot show learning within its limits'; "
+        "the cpu profile is the evidence)",
     ),
     # The CPU-scale study of the method (docs/training.md, "The cpu config"): the paper's
     # network at the cpu width trained on the 1,612 lalonde training photos, 3 seeds, each
